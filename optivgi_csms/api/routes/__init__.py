@@ -1,0 +1,1 @@
+"""One router per resource; :func:`optivgi_csms.api.app.create_app` includes them."""

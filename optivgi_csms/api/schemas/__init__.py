@@ -1,0 +1,1 @@
+"""Request and response pieces shared by several routers."""

@@ -1,0 +1,1 @@
+"""Credentials: station passwords (and, later, API tokens and certificates)."""
