@@ -1,0 +1,1 @@
+"""Charge point simulators for trying and measuring a CSMS without hardware."""
