@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from optivgi_csms.domain.time import utc_now
 from optivgi_csms.store.database import Database
+from optivgi_csms.store.insert_once import insert_once
 from optivgi_csms.store.models import DataTransferRecord
 
 
@@ -29,17 +30,20 @@ class DataTransferService:
     ) -> None:
         """Store one DataTransfer (``direction`` is ``in`` or ``out``)."""
 
+        # Taken once, outside the operation: a replay of it after a lost commit acknowledgement finds the
+        # row it stored (the key is station, direction, vendor and this time) instead of storing it twice.
+        received_at = utc_now()
+        row = {
+            "station_id": station_id,
+            "direction": direction,
+            "vendor_id": vendor_id,
+            "message_id": message_id,
+            "data": data,
+            "status": status,
+            "received_at": received_at,
+        }
+
         async def op(session: AsyncSession) -> None:
-            session.add(
-                DataTransferRecord(
-                    station_id=station_id,
-                    direction=direction,
-                    vendor_id=vendor_id,
-                    message_id=message_id,
-                    data=data,
-                    status=status,
-                    received_at=utc_now(),
-                )
-            )
+            await insert_once(session, DataTransferRecord, [row])
 
         await self._database.write(op)

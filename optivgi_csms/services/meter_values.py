@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from optivgi_csms.domain.meter import SampledValue, energy_register_wh
@@ -14,6 +13,7 @@ from optivgi_csms.domain.station import EvseRef
 from optivgi_csms.domain.time import utc_now
 from optivgi_csms.services.events import EventBus, MeterReading
 from optivgi_csms.store.database import Database
+from optivgi_csms.store.insert_once import insert_once
 from optivgi_csms.store.models import MeterValue, Transaction
 
 
@@ -50,10 +50,7 @@ async def insert_samples(
         }
         for sample in samples
     ]
-    if not rows:
-        return
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(MeterValue).on_conflict_do_nothing(), rows)
+    await insert_once(session, MeterValue, rows)
 
 
 async def find_transaction(session: AsyncSession, station_id: str, transaction_id: int) -> Transaction | None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from optivgi_csms.domain.time import utc_now
 from optivgi_csms.logs import get_logger
 from optivgi_csms.store.database import Database
+from optivgi_csms.store.insert_once import insert_once
 from optivgi_csms.store.models import DeviceEvent, SecurityEvent
 
 log = get_logger(__name__)
@@ -52,11 +53,15 @@ class StationEventService:
         log.warning("security event", station_id=station_id, type=kind, tech_info=tech_info)
 
         async def op(session: AsyncSession) -> None:
-            session.add(
-                SecurityEvent(
-                    station_id=station_id, type=kind, timestamp=timestamp, tech_info=tech_info, received_at=utc_now()
-                )
-            )
+            # Once per (station, type, time, info): a repeated notification is not a second event.
+            row = {
+                "station_id": station_id,
+                "type": kind,
+                "timestamp": timestamp,
+                "tech_info": tech_info,
+                "received_at": utc_now(),
+            }
+            await insert_once(session, SecurityEvent, [row])
 
         await self._database.write(op)
 
@@ -81,8 +86,11 @@ class StationEventService:
         rows = list(events)
 
         async def op(session: AsyncSession) -> None:
+            # Once per (station, event id, time): a repeated NotifyEvent part stores nothing new.
             now = utc_now()
-            session.add_all(DeviceEvent(station_id=station_id, received_at=now, **row) for row in rows)
+            await insert_once(
+                session, DeviceEvent, [{"station_id": station_id, "received_at": now, **row} for row in rows]
+            )
 
         if rows:
             await self._database.write(op)

@@ -28,6 +28,7 @@ from optivgi_csms.services.events import (
     StationDisconnected,
 )
 from optivgi_csms.store.database import Database
+from optivgi_csms.store.insert_once import insert_once
 from optivgi_csms.store.models import ChargingProfileRecord, Connector, Station, StatusNotification
 
 log = get_logger(__name__)
@@ -272,11 +273,15 @@ class StationService:
         async def op(session: AsyncSession) -> bool:
             now = utc_now()
             where = report.where
-            session.add(
-                StatusNotification(
-                    station_id=station_id, **_status_fields(report), timestamp=report.timestamp, received_at=now
-                )
-            )
+            # Once per (station, EVSE, connector, status, error, station time): a report the station repeats
+            # (no answer reached it) or the writer replays is history already.
+            row = {
+                "station_id": station_id,
+                **_status_fields(report),
+                "timestamp": report.timestamp,
+                "received_at": now,
+            }
+            await insert_once(session, StatusNotification, [row])
             connector = await session.scalar(
                 select(Connector).where(
                     Connector.station_id == station_id,

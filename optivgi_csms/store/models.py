@@ -141,7 +141,21 @@ class StatusNotification(_ReportedStatus, Base):
     """Every status a station reported, in arrival order: the history behind :class:`Connector`."""
 
     __tablename__ = "status_notifications"
-    __table_args__ = (Index(None, "station_id", "received_at"),)
+    __table_args__ = (
+        Index(None, "station_id", "received_at"),
+        # A report repeated by the station (or replayed by the writer) is stored once; reports without the
+        # station's time (optional in 1.6) cannot be told apart and are all kept (NULLs never conflict).
+        Index(
+            "uq_status_notifications_report",
+            "station_id",
+            "evse_id",
+            "connector_id",
+            "timestamp",
+            "status",
+            text("coalesce(error_code, '')"),
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
     station_id: Mapped[str] = mapped_column(String(48), ForeignKey("stations.id", ondelete="RESTRICT"))
@@ -321,7 +335,12 @@ class DataTransferRecord(Base):
     """A DataTransfer message in either direction."""
 
     __tablename__ = "data_transfers"
-    __table_args__ = (Index(None, "station_id", "received_at"),)
+    __table_args__ = (
+        Index(None, "station_id", "received_at"),
+        # A DataTransfer carries no time of its own: the key is when we took it in, fixed before the write,
+        # so only the writer's replay of the same message is caught.
+        Index("uq_data_transfers_message", "station_id", "direction", "vendor_id", "received_at", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
     station_id: Mapped[str] = mapped_column(String(48), ForeignKey("stations.id", ondelete="RESTRICT"))
@@ -475,7 +494,12 @@ class SecurityEvent(Base):
     """A SecurityEventNotification."""
 
     __tablename__ = "security_events"
-    __table_args__ = (Index(None, "station_id", "timestamp"),)
+    __table_args__ = (
+        Index(None, "station_id", "timestamp"),
+        Index(
+            "uq_security_events_event", "station_id", "type", "timestamp", text("coalesce(tech_info, '')"), unique=True
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
     station_id: Mapped[str] = mapped_column(String(48), ForeignKey("stations.id", ondelete="RESTRICT"))
@@ -489,7 +513,10 @@ class DeviceEvent(Base):
     """A NotifyEvent entry: a monitored variable of the station changed or crossed a threshold."""
 
     __tablename__ = "device_events"
-    __table_args__ = (Index(None, "station_id", "timestamp"),)
+    __table_args__ = (
+        Index(None, "station_id", "timestamp"),
+        Index("uq_device_events_event", "station_id", "event_id", "timestamp", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
     station_id: Mapped[str] = mapped_column(String(48), ForeignKey("stations.id", ondelete="RESTRICT"))
