@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.routing import Match
 
 from optivgi_csms import __version__
-from optivgi_csms.api.auth import require_token
-from optivgi_csms.api.errors import ERROR_RESPONSES, install_error_handlers
+from optivgi_csms.api.auth import credentials_problem, require_token
+from optivgi_csms.api.errors import ERROR_RESPONSES, ApiError, install_error_handlers
 from optivgi_csms.api.routes import (
     commands,
     dashboard,
@@ -41,7 +42,6 @@ def create_app(csms: Csms) -> FastAPI:
         redoc_url=None,
     )
     app.state.csms = csms
-    install_error_handlers(app)
 
     public = APIRouter(prefix=API_PREFIX)
     public.include_router(health.router)
@@ -60,6 +60,14 @@ def create_app(csms: Csms) -> FastAPI:
     protected.include_router(security_events.router)
     protected.include_router(events.router)
     app.include_router(protected)
+
+    async def credentials_first(request: Request) -> ApiError | None:
+        # Only the routes behind the token: the others' bad input is judged as it is.
+        if any(route.matches(request.scope)[0] is Match.FULL for route in protected.routes):
+            return await credentials_problem(request)
+        return None
+
+    install_error_handlers(app, auth_check=credentials_first)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)  # /metrics, outside /api/v1 where Prometheus looks
     app.include_router(dashboard.router)  # the page at / (no token: its data calls carry one)
     return app

@@ -53,3 +53,12 @@ async def require_token(
 
 
 Authenticated = Annotated[TokenInfo, Depends(require_token)]
+
+
+async def credentials_problem(request: Request) -> ApiError | None:
+    """The 401/403 :func:`require_token` gives this request, or None when its credentials are good."""
+    try:
+        await require_token(request, await _bearer(request))
+    except ApiError as failure:
+        return failure
+    return None

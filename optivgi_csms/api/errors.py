@@ -8,6 +8,7 @@ it said. Nothing a client sends produces a 500.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -156,9 +157,21 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=500, content={"detail": "internal error; see the CSMS log"})
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers above on ``app``."""
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+#: The 401/403 a request's credentials earn on its route, or None when they are good (or not needed).
+AuthCheck = Callable[[Request], Awaitable[ApiError | None]]
+
+
+def install_error_handlers(app: FastAPI, auth_check: AuthCheck | None = None) -> None:
+    """Register the handlers above on ``app``. With ``auth_check``, a request whose input is bad is judged
+    on its credentials first: FastAPI reads the body before it runs dependencies, and a client without a
+    valid token should learn that it must authenticate, not what the route expects."""
+
+    async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+        if auth_check is not None and (failure := await auth_check(request)) is not None:
+            return await _on_api_error(request, failure)
+        return await _on_validation_error(request, error)
+
+    app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(CommandError, _on_command_error)

@@ -61,3 +61,22 @@ async def test_an_unknown_path_is_a_clear_404(api: Api) -> None:
     response = await api.client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["detail"] == "Not Found"
+
+
+async def test_credentials_are_judged_before_the_input(api: Api) -> None:
+    """FastAPI reads a body before it runs dependencies: a client without a valid token must still learn
+    that it has to authenticate (401), or that its token may not write (403), not what the body should be."""
+    broken = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
+    anonymous = await api.anonymous.post("/api/v1/sites", **broken)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    wrong = await api.anonymous.post(
+        "/api/v1/sites", content=b"{not json", headers={**broken["headers"], "Authorization": "Bearer ovc_nope"}
+    )
+    assert wrong.status_code == 401
+    async with api.client_with_scope("read") as reader:
+        forbidden = await reader.post("/api/v1/sites", **broken)
+        assert forbidden.status_code == 403 and forbidden.json()["scope_needed"] == "operator"
+        # A bad query on a read route is the reader's to fix: 422 naming the field.
+        assert (await reader.get("/api/v1/security-events", params={"limit": "many"})).status_code == 422
+    operator = await api.client.post("/api/v1/sites", **broken)
+    assert operator.status_code == 422 and operator.json()["detail"]
