@@ -122,6 +122,10 @@ async def smart_csms(make_csms: Callable[..., Any], limit_kw: float, **overrides
         "site_limit_kw": limit_kw,
         "scheduling_interval": SCHEDULING_INTERVAL_S,
         "log_level": "warning",
+        # A station notices a new profile at its next physics tick, each on its own: a raise must wait out
+        # that jitter as well as the apply delay both share, or it can reach its EV before the lowering it
+        # pairs with reaches another station's.
+        "profile_raise_delay": SAMPLE_WALL_S + 0.3,
     }
     csms: Csms = await make_csms(**(settings | overrides))
     await csms.services.sites.update("default", resolution_s=SLOT_S, horizon_s=HORIZON_S)
