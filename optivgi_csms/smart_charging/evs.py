@@ -29,6 +29,11 @@ DEFAULT_EVSE_MAX_CURRENT_A = 32.0
 DEFAULT_PHASES = 3
 #: An EV still plugged in after its expected departure is planned to stay this many more slots.
 OVERSTAY_SLOTS = 2
+#: An EV that did not say when it leaves (no ISO 15118, nothing set for the session) is planned as if it
+#: left within this many slots, planned again every cycle. Planned for the site's whole default dwell, it
+#: would be deferred behind every EV with a known, earlier departure, and starved when it left before the
+#: default said; planned as leaving soon it gets its fair share now, as an uncontrolled site would give it.
+OPEN_DEPARTURE_SLOTS = 4
 
 
 def session_ev_id(transaction_id: int) -> str:
@@ -61,6 +66,9 @@ class PlannedEv:
     capped: str | None = None
     #: It suspended itself: planned at 0 and not counted in the site's load, its pilot held at the minimum.
     idle: bool = False
+    #: Its departure is a guess (the site's default): planned as leaving soon, and its profile ends where
+    #: that plan ends, so a station the CSMS stops talking to falls back to its fail-safe profile, not 0.
+    open_ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +116,37 @@ def build_population(snapshot: SiteSnapshot, timing: Timing, meters: LiveMeters,
         station = snapshot.stations.get(session.station_id)
         if station is not None:
             _add_session(population, snapshot, station, session, timing, meters, deviations)
+    _keep_room_to_resume(population, snapshot, timing)
     for reservation in snapshot.reservations:
         station = snapshot.stations.get(reservation.station_id)
         if station is not None:
             _add_reservation(population, snapshot, station, reservation, timing)
     return population
+
+
+def _keep_room_to_resume(population: Population, snapshot: SiteSnapshot, timing: Timing) -> None:
+    """Leave room for one suspended EV to draw its pilot again.
+
+    A suspended EV is not counted in the site's load, but its pilot stays at the minimum current, and it
+    may start drawing again at any moment: until the next reading shows it, nothing else makes room for it.
+    Several resuming in the same reading interval is unlikely; one is not, so the largest pilot is kept free.
+    """
+    min_current_a = snapshot.config.min_current_a
+    idle = [entry for entry in population.evs if entry.idle]
+    if not idle or min_current_a <= 0:
+        return
+    largest = max(idle, key=lambda entry: entry.ev.phases)
+    population.uncontrolled.append(
+        UncontrolledLoad(
+            largest.station_id,
+            largest.evse_id,
+            kw_from_amps(min_current_a, largest.ev.voltage, largest.ev.phases),
+            largest.ev.phases,
+            timing.now + OVERSTAY_SLOTS * timing.resolution,
+            "room kept for a suspended EV to resume at its pilot",
+            transaction_id=largest.transaction_id,
+        )
+    )
 
 
 def _add_session(
@@ -161,6 +195,11 @@ def _add_session(
         )
         return
 
+    open_ended = departure_source == "site"
+    if open_ended:
+        soon = timing.now + OPEN_DEPARTURE_SLOTS * timing.resolution
+        if departure > soon:
+            departure, departure_source = soon, "site+soon"
     if departure < timing.now + OVERSTAY_SLOTS * timing.resolution:
         # Still plugged in after it was expected to leave: it stays a little longer, planned again
         # every cycle, rather than being paused by a plan that thinks it has gone.
@@ -183,6 +222,10 @@ def _add_session(
         capped = cap.reason
     elif cap is not None and cap.kw < max_kw:
         max_kw, capped = max(cap.kw, min_kw), cap.reason
+    if departure_source == "site+soon":
+        # Planned only up to its guessed departure: what it could take by then is all it asks of this plan,
+        # so the plan shows a shortfall only when the site cannot give it that.
+        energy = min(energy, max_kw * (departure - timing.now).total_seconds() / 3600.0)
     ev = EV(
         ev_id=session_ev_id(session.transaction_id),
         active=True,
@@ -212,6 +255,7 @@ def _add_session(
             max_schedule_tuples=needs.max_schedule_tuples if needs is not None else None,
             capped=capped,
             idle=idle,
+            open_ended=open_ended,
         )
     )
 

@@ -63,11 +63,20 @@ def shapes_for(capabilities: Capabilities, *, dc: bool = False, ev_periods: int 
 
 
 def tx_profile(
-    ev: EV, transaction_id: int, now: datetime, resolution: timedelta, shape: Shape, *, dc: bool = False
+    ev: EV,
+    transaction_id: int,
+    now: datetime,
+    resolution: timedelta,
+    shape: Shape,
+    *,
+    dc: bool = False,
+    until: datetime | None = None,
 ) -> ChargingProfile:
-    """The scheduler's plan for ``ev`` (its ``power``) as a TxProfile starting at ``now``."""
+    """The scheduler's plan for ``ev`` (its ``power``) as a TxProfile starting at ``now``, ending with the
+    plan or at the end of the slot ``until`` falls in, whichever is first."""
     unit = ChargingRateUnit.A if shape.unit is RateUnit.AMPERE else ChargingRateUnit.W
-    plan = ev.charging_profile(now, resolution, unit, max_periods=shape.max_periods)
+    slots = max(math.ceil((until - now) / resolution), 1) if until is not None else None
+    plan = ev.charging_profile(now, resolution, unit, max_periods=shape.max_periods, slots=slots)
     periods = tuple(
         SchedulePeriod(period.start_s, period.limit, None if dc else period.number_phases) for period in plan.periods
     )

@@ -180,9 +180,14 @@ class OcppTranslation:
             first_shape, retry_shape = shapes_for(
                 station.capabilities, dc=entry.dc, ev_periods=entry.max_schedule_tuples
             )
-            new = tx_profile(ev, entry.transaction_id, timing.now, timing.resolution, first_shape, dc=entry.dc)
+            # A guessed departure ends the profile with the plan: renewed before it ends while we run, and
+            # left to the station's fail-safe profile, not to a pause, if we stop.
+            until = ev.departure_time if entry.open_ended else None
+            new = tx_profile(
+                ev, entry.transaction_id, timing.now, timing.resolution, first_shape, dc=entry.dc, until=until
+            )
             retries[id(new)] = tx_profile(
-                ev, entry.transaction_id, timing.now, timing.resolution, retry_shape, dc=entry.dc
+                ev, entry.transaction_id, timing.now, timing.resolution, retry_shape, dc=entry.dc, until=until
             )
             held = runtime.book.get(entry.transaction_id)
             significance = station.capabilities.limit_change_significance_pct

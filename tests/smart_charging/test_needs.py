@@ -96,3 +96,32 @@ async def test_session_needs_set_through_the_api_are_planned(smart_csms_factory)
         planned = plan.of_transaction(session.id)
         assert planned is not None and planned.departure >= departure  # planned to the end of its slot
         assert abs(sum(planned.power_kw) / 60 - 3.0) < 1e-6
+
+
+async def test_an_ev_that_does_not_say_when_it_leaves_is_not_deferred_behind_one_that_does(smart_csms_factory) -> None:
+    """A 1.6 EV says nothing: planned for the site's whole default dwell it would wait behind every EV with
+    an earlier known departure, and leave with nothing if it left before the default said. It is planned as
+    leaving soon instead, while the EV that said when it leaves still gets what it asked for by then."""
+    csms = await smart_csms_factory()
+    await limit_site(csms, limit_kw=11.0, default_energy_kwh=20.0)
+    async with station(csms, "CS-15118", "2.0.1") as known, station(csms, "CS-16") as unknown:
+        await known.start(timestamp=stamp())
+        departure = datetime.now(UTC) + timedelta(minutes=50)
+        assert (await known.call(needs_call(5000, departure, 16))).status == "Accepted"
+        await wait_cycle(csms, lambda r: "ev needs" in r.trigger)
+        session = await unknown.start(timestamp=stamp())
+        row = await wait_cycle(csms, lambda r: "start" in r.trigger and len(r.evs) == 2)
+        by_station = {ev["station_id"]: ev for ev in row.evs}
+        assert by_station["CS-16"]["departure_source"] == "site+soon"
+        assert abs(by_station["CS-15118"]["planned_kwh"] - 5.0) < 1e-6  # the EV that said still gets its due
+        await until(lambda: profiles(unknown), what="a profile for the EV that said nothing")
+        tx = profiles(unknown)[-1]
+        now = datetime.now(UTC)
+        assert tx.kw_at(now) >= 6 * 230 * 3 / 1000 - 1e-6  # charging now, at least at the minimum current
+        # Its profile ends where its short plan ends: a station we stop talking to falls back to its
+        # fail-safe profile rather than pausing the EV for the rest of the horizon.
+        assert tx.duration is not None and tx.duration <= 5 * 60
+        plan = csms.smart_charging.plan("default")
+        assert plan is not None
+        planned = plan.of_transaction(session.id)
+        assert planned is not None and planned.departure_source == "site+soon"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from optivgi_csms.domain.site import LimitStep
+from optivgi_csms.smart_charging.evs import OPEN_DEPARTURE_SLOTS
 from tests.smart_charging.helpers import cycles, limit_site, profiles, stamp, station, until, wait_cycle
 from tests.support.driver import VERSIONS
 
@@ -23,7 +24,9 @@ async def test_a_started_session_gets_a_tx_profile_in_amperes_on_three_phases(sm
         assert tx.transaction_id == session.ocpp_id  # the station's own id in either version
         assert (tx.unit, tx.stack_level) == ("A", 1)
         assert tx.periods[0] == (0, 15.9, 3)  # 11 kW / (230 V x 3) = 15.94 A, rounded down
-        assert tx.duration == 3600
+        # The session did not say when it leaves: planned as leaving within a few slots, its profile ends
+        # there (renewed before it ends; the fail-safe profile holds if we fall silent).
+        assert tx.duration == OPEN_DEPARTURE_SLOTS * 60
         assert all(limit == round(limit, 1) for _, limit, _ in tx.periods)
         # the fail-safe TxDefault went first, on EVSE 0, at the whole site (one EVSE)
         (default,) = profiles(charger, "TxDefault")

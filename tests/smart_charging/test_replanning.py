@@ -56,7 +56,9 @@ async def test_the_sum_of_profiles_holds_the_site_limit_at_every_slot(smart_csms
             await stack.enter_async_context(station(csms, f"CS-{n}", "2.0.1" if n % 2 else "1.6")) for n in range(4)
         ]
         for charger in chargers:
-            await charger.start(timestamp=stamp())
+            session = await charger.start(timestamp=stamp())
+            # Each stays the hour: the plan spans it (an unknown departure would be planned as leaving soon).
+            await csms.services.transactions.set_needs(session.id, departure_at=datetime.now(UTC) + timedelta(hours=2))
         await until(lambda: all(profiles(c) for c in chargers), what="a profile on every station")
         await csms.smart_charging.replan("default")
         # While the new profiles are on their way, what the stations hold fits the site now ...

@@ -14,6 +14,8 @@ async def test_a_reservation_is_planned_as_a_future_ev_until_cancelled(smart_csm
     await limit_site(csms, limit_kw=11.0)  # one hour ahead: 11 kWh for everyone
     async with station(csms, "CS-A") as a, station(csms, "CS-B", "2.0.1") as b:
         session = await a.start(timestamp=stamp())  # wants the site's default 20 kWh: more than it can get
+        # ... and stays the hour (a session of unknown departure is planned as leaving soon).
+        await csms.services.transactions.set_needs(session.id, departure_at=datetime.now(UTC) + timedelta(hours=2))
         await until(lambda: profiles(a), what="a profile")
         starts = datetime.now(UTC) + timedelta(minutes=10)
         reservation_id = await csms.reservations.reserve(
