@@ -124,6 +124,8 @@ class RunResult:
     delivered_kwh: float
     evs: int
     evs_served: int
+    #: EVs that plugged in and left with nothing (starved).
+    evs_without_energy: int
     limit_kw: float
     peak_kw: float
     samples: int
@@ -538,6 +540,7 @@ def measure(
         delivered_kwh=round(sum(s.delivered_kwh for s in sessions), 1),
         evs=len(sessions),
         evs_served=sum(1 for s in sessions if s.requested_kwh <= 0 or s.delivered_kwh >= 0.99 * s.requested_kwh),
+        evs_without_energy=sum(1 for s in sessions if s.plugged_at is not None and s.delivered_kwh < 0.01),
         limit_kw=float(np.min(limit_kw)),
         peak_kw=round(float(np.max(site_kw)), 1),
         samples=len(site_kw),
@@ -616,7 +619,8 @@ def needs_line(result: RunResult) -> str:
         )
     return (
         f"needs {result.needs}: {result.needs_ev_sent} NotifyEVChargingNeeds ({result.needs_ev_accepted} accepted), "
-        f"{result.needs_api_set} set through the API{failed}; sessions by source (energy/departure): {sources}{plan}"
+        f"{result.needs_api_set} set through the API{failed}; sessions by source (energy/departure): {sources}{plan}; "
+        f"{result.evs_without_energy} EVs left with no energy"
     )
 
 
