@@ -97,11 +97,11 @@ async def test_a_burst_of_starts_is_one_cycle_and_one_profile_per_session(smart_
     rows = [row for row in await cycles(csms) if "start" in row.trigger]
     assert sum(row.trigger["start"] for row in rows) == 10
     assert len(rows) <= 2  # the burst, and at most one more for events that arrived during its cycle
-    # Not one profile per session per start (O(N²) would be 55): one per session per cycle at most. When a
-    # slow machine splits the burst in two cycles, the second reshares the site and may resend all ten.
-    assert len(profiles(charger)) <= 10 * len(rows)
-    if len(rows) == 1:
-        assert len(profiles(charger)) == 10  # and the replan that changed nothing sent nothing
+    # Not one profile per session per start (O(N²) would be 55): the burst's cycle sends one per session.
+    # When a slow machine splits the burst in two cycles, the second reshares the site and may resend all
+    # ten. (The replan above may send more if it falls in the next slot: the plan then moves on.)
+    sent = [row.summary["profiles_sent"] for row in rows]
+    assert sum(sent) == 10 if len(rows) == 1 else sum(sent) <= 20, sent
     plan = csms.smart_charging.plan("default")
     assert plan is not None
     assert all(sum(p.kw_at(moment) for p in profiles(charger)) <= 50.0 for moment in plan.slot_starts)
