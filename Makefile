@@ -34,9 +34,11 @@ run: install
 	$(BIN)/optivgi-csms serve
 
 ## make test: install with the dev extra, lint, run the whole suite
+## (tests that stop the shared PostgreSQL server run alone, after the others)
 test: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m 'not restarts_postgres' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m restarts_postgres $(PYTEST_ARGS)
 
 ## make test-quick: the suite without the slow end-to-end cases
 test-quick: install-dev
