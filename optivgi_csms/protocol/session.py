@@ -173,8 +173,12 @@ class OcppSession:
             self.log.info("call refused", action=call.action, error=error.code, detail=error.details.get("cause"))
             await self._send_error(call.unique_id, error, call.action)
             return
-        except Exception:
-            self.log.exception("handler failed", action=call.action)
+        except Exception as error:
+            if getattr(error, "transient", False):
+                # An outage the station rides out by sending the message again: one line, not a traceback.
+                self.log.warning("call refused for now", action=call.action, error=str(error)[:200])
+            else:
+                self.log.exception("handler failed", action=call.action)
             await self._send_error(
                 call.unique_id, InternalError(details={"cause": f"{call.action} could not be processed"}), call.action
             )

@@ -21,6 +21,9 @@ class DatabaseUnavailableError(RuntimeError):
     """A write could not be committed within the retry budget because the database stayed unreachable or
     locked. Nothing of it was stored; the station is answered InternalError and sends it again."""
 
+    #: Expected while an outage lasts, not a bug: callers log it in a line, without a traceback.
+    transient = True
+
 
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` (or an error it was raised from) means the database was unreachable or busy."""
