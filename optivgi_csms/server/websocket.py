@@ -2,11 +2,13 @@
 
 Everything that can be refused is refused before any OCPP traffic. Under security profiles 2 and 3 the
 server listens with TLS only (TLS 1.2 or newer; see :mod:`optivgi_csms.server.tls`), and under profile 3
-the TLS handshake itself refuses a station without a client certificate from the configured CA. Then the
-HTTP handshake, with a status and a one-line reason: an address blocked after too many failed
-authentications (429), a path that names no valid station id (400), no supported OCPP subprotocol
-offered (400), too many connections open (503), missing or wrong Basic-auth credentials under profiles
-1 and 2 (401), a client certificate issued to another station under profile 3 (403).
+the TLS handshake itself refuses a station without a client certificate from the configured CA; the
+handshake is run by :class:`~optivgi_csms.server.tls_gate.TlsGate`, so a failed one counts against the
+address and a blocked address is closed before it. Then the HTTP handshake, with a status and a one-line
+reason: an address blocked after too many failed authentications (429), a path that names no valid
+station id (400), no supported OCPP subprotocol offered (400), too many connections open (503), missing
+or wrong Basic-auth credentials under profiles 1 and 2 (401), a client certificate issued to another
+station under profile 3 (403).
 
 Shutdown is in two steps: :meth:`OcppServer.drain` stops accepting (new connections are refused, a
 handshake under way gets 503) and lets each connection finish the CALL in hand; :meth:`OcppServer.close`
@@ -41,6 +43,7 @@ from optivgi_csms.protocol.v201 import ChargePoint201
 from optivgi_csms.server.admission import ConnectionSlots, FailureLimiter
 from optivgi_csms.server.registry import REPLACED_CODE, REPLACED_REASON, StationRegistry
 from optivgi_csms.server.tls import MUTUAL_TLS_PROFILE, certificate_common_names, server_ssl_context
+from optivgi_csms.server.tls_gate import TlsGate
 from optivgi_csms.services import Services
 
 # Subprotocols in order of preference (the newest version wins when a station offers both), with
@@ -93,6 +96,7 @@ class OcppServer:
         self._draining = False
         self._ssl: ssl.SSLContext | None = None
         self._ssl_ready = False
+        self._gate: TlsGate | None = None
         self._slots = ConnectionSlots(settings.max_connections)
         self._failures = FailureLimiter(
             settings.auth_failure_limit, settings.auth_failure_window, settings.auth_block, settings.auth_block_max
@@ -131,14 +135,18 @@ class OcppServer:
         """Bind and start accepting connections (with TLS only, from security profile 2 on)."""
         settings = self._settings
         context = self.prepare_tls()
-        # asyncio's own TLS handshake timeout (60 s) would let idle sockets pile up; the same bound applies.
-        tls_options = {"ssl": context, "ssl_handshake_timeout": settings.handshake_timeout} if context else {}
+        # The TLS handshake is run by the gate, not by asyncio's server, so its failures are counted (see
+        # :mod:`optivgi_csms.server.tls_gate`), within the same time bound as the websocket handshake.
+        tls_options: dict[str, Any] = {}
+        if context is not None:
+            self._gate = TlsGate(context, settings.handshake_timeout, self._failures)
+            tls_options["create_connection"] = self._gate.connection_factory()
         self._server = await serve(
             self._connection,
             settings.host,
             settings.port,
             open_timeout=settings.handshake_timeout,
-            **tls_options,  # type: ignore[arg-type]
+            **tls_options,
             subprotocols=list(ADAPTERS),  # type: ignore[arg-type]
             process_request=self._check_handshake,
             ping_interval=settings.ping_interval or None,
@@ -157,6 +165,8 @@ class OcppServer:
         # Closing the listening socket refuses new connections; websockets answers 503 to a handshake
         # that was under way, since the server no longer serves.
         self._server.server.close()
+        if self._gate is not None:
+            self._gate.stop()
         for session in self._registry.sessions():
             session.drain()
 
@@ -185,6 +195,8 @@ class OcppServer:
             return
         self._draining = True
         self._server.server.close()
+        if self._gate is not None:
+            self._gate.stop()
         try:
             async with asyncio.timeout(CLOSE_WAIT_S):
                 # Each session closes its own socket, so the station reads why; anything else still open

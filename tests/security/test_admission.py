@@ -107,7 +107,35 @@ async def test_certificates_of_other_stations_count_as_failures(make_csms, pki: 
     url = wss_url(csms, "CP-1")
     impostor = client_context(pki, pki.ca.issue("CP-2"))
     assert [await status_of(url, ssl=impostor) for _ in range(2)] == [403, 403]
-    assert await status_of(url, ssl=client_context(pki, pki.ca.issue("CP-1"))) == 429
+    # Blocked: over TLS the connection is dropped before the TLS handshake, which would cost a key exchange.
+    refused = await handshake_error(url, ssl=client_context(pki, pki.ca.issue("CP-1")))
+    assert isinstance(refused, OSError | EOFError) and not isinstance(refused, InvalidStatus), repr(refused)
+
+
+async def test_failed_tls_handshakes_count_and_a_blocked_address_gets_no_handshake(make_csms, pki: Pki) -> None:
+    csms = await make_csms(**pki.settings(3), auth_failure_limit=3, auth_failure_window=30, auth_block=1.5)
+    url = wss_url(csms, "CP-1")
+    good = client_context(pki, pki.ca.issue("CP-1"))
+    async with connect_tls(csms, "CP-1", good) as station:  # successful handshakes are not counted
+        assert await boots(station)
+    # no client certificate, one from a foreign CA, a plain client: each fails in the TLS handshake
+    for options in (
+        {"ssl": client_context(pki)},
+        {"ssl": client_context(pki, pki.foreign.issue("CP-1"))},
+        {"uri": f"ws://127.0.0.1:{csms.ocpp.port}/CP-1"},
+    ):
+        error = await handshake_error(options.pop("uri", url), **options)
+        assert not isinstance(error, InvalidStatus), repr(error)
+    blocked_at = time.monotonic()
+
+    # the address is now blocked: even a good certificate's connection is dropped before TLS starts
+    refused = await handshake_error(url, ssl=good)
+    assert isinstance(refused, OSError | EOFError) and not isinstance(refused, InvalidStatus), repr(refused)
+    assert csms.registry.ids() == []
+
+    await asyncio.sleep(max(0.0, blocked_at + 1.6 - time.monotonic()))
+    async with connect_tls(csms, "CP-1", good) as station:
+        assert await boots(station)
 
 
 def test_each_block_of_the_same_address_lasts_twice_as_long_up_to_the_cap() -> None:
