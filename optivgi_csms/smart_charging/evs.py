@@ -16,10 +16,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from optivgi_csms.domain.site import SiteConfig
-from optivgi_csms.scheduling import EV, ChargingRateUnit, Step
+from optivgi_csms.scheduling import EV, ChargingRateUnit
 from optivgi_csms.scheduling.ev import kw_from_amps
-from optivgi_csms.scheduling.site import sample_steps
 from optivgi_csms.smart_charging.deviation import Deviations
 from optivgi_csms.smart_charging.meters import LiveMeters
 from optivgi_csms.smart_charging.snapshot import ReservationInfo, SessionInfo, SiteSnapshot, StationInfo
@@ -37,15 +35,6 @@ OVERSTAY_SLOTS = 2
 #: when it leaves before the default said; planned as leaving within one hour it is served ahead of the EVs
 #: that said when they leave. Two hours serve both alike (benchmarks/README.md, "EVs that say nothing").
 OPEN_DEPARTURE_SLOTS = 8
-#: An EV that said when it leaves is planned like one that did not (as leaving within
-#: :data:`OPEN_DEPARTURE_SLOTS`) while it is starved: plugged in for that long at least, given less than this
-#: share of the minimum current's energy over its stay, on a site drawing :data:`SITE_FULL` of its limit.
-#: Planned for its real, later departure it would wait behind every EV planned as leaving sooner, cycle
-#: after cycle, and on a full site those never stop coming.
-STARVED_SHARE = 0.5
-#: The share of the site's limit drawn at which the site counts as full (a deferred EV may be waiting for
-#: cheaper energy instead; on a site with room to spare it is not starved).
-SITE_FULL = 0.9
 
 
 def session_ev_id(transaction_id: int) -> str:
@@ -124,50 +113,16 @@ class Timing:
 def build_population(snapshot: SiteSnapshot, timing: Timing, meters: LiveMeters, deviations: Deviations) -> Population:
     """Turn a site snapshot into EVs and uncontrolled load."""
     population = Population()
-    full = site_is_full(snapshot, timing.wall_now, meters)
     for session in snapshot.sessions:
         station = snapshot.stations.get(session.station_id)
         if station is not None:
-            _add_session(population, snapshot, station, session, timing, meters, deviations, full)
+            _add_session(population, snapshot, station, session, timing, meters, deviations)
     _keep_room_to_resume(population, snapshot, timing)
     for reservation in snapshot.reservations:
         station = snapshot.stations.get(reservation.station_id)
         if station is not None:
             _add_reservation(population, snapshot, station, reservation, timing)
     return population
-
-
-def site_is_full(snapshot: SiteSnapshot, at: datetime, meters: LiveMeters) -> bool:
-    """Whether the site's sessions draw at least :data:`SITE_FULL` of its connection limit at ``at``."""
-    config = snapshot.config
-    limit = _limit_at(config, at)
-    if limit is None or limit <= 0:
-        return limit is not None
-    drawn = 0.0
-    for session in snapshot.sessions:
-        live = meters.get(session.station_id, session.evse_id)
-        measured = live.measured_kw(config.voltage_v) if live is not None else None
-        drawn += measured or 0.0
-    return drawn >= SITE_FULL * limit
-
-
-def _limit_at(config: SiteConfig, at: datetime) -> float | None:
-    steps = [Step(step.start, step.value) for step in config.limit_schedule]
-    if config.limit_kw is None and not steps:
-        return None
-    initial = config.limit_kw if config.limit_kw is not None else math.inf
-    value = float(sample_steps(initial, steps, [at])[0])
-    return None if math.isinf(value) else value
-
-
-def starved(session: SessionInfo, timing: Timing, min_kw: float) -> bool:
-    """Whether a session has been plugged in for the lookahead window at least and been given less than
-    :data:`STARVED_SHARE` of what the minimum charging power would have given it over its stay."""
-    stay = timing.wall_now - session.started_at
-    if stay < OPEN_DEPARTURE_SLOTS * timing.resolution or min_kw <= 0:
-        return False
-    owed = STARVED_SHARE * min_kw * stay.total_seconds() / 3600.0
-    return timing.scale.energy(session.delivered_kwh) < owed
 
 
 def _keep_room_to_resume(population: Population, snapshot: SiteSnapshot, timing: Timing) -> None:
@@ -203,7 +158,6 @@ def _add_session(
     timing: Timing,
     meters: LiveMeters,
     deviations: Deviations,
-    site_full: bool,
 ) -> None:
     config = snapshot.config
     voltage = config.voltage_v
@@ -243,12 +197,10 @@ def _add_session(
         return
 
     open_ended = departure_source == "site"
-    min_rate_kw = kw_from_amps(config.min_current_a, voltage, phases)
-    soon = timing.now + OPEN_DEPARTURE_SLOTS * timing.resolution
-    if open_ended and departure > soon:
-        departure, departure_source = soon, "site+soon"
-    elif departure > soon and site_full and starved(session, timing, min_rate_kw):
-        departure, departure_source = soon, departure_source + "+starved"
+    if open_ended:
+        soon = timing.now + OPEN_DEPARTURE_SLOTS * timing.resolution
+        if departure > soon:
+            departure, departure_source = soon, "site+soon"
     if departure < timing.now + OVERSTAY_SLOTS * timing.resolution:
         # Still plugged in after it was expected to leave: it stays a little longer, planned again
         # every cycle, rather than being paused by a plan that thinks it has gone.
@@ -271,8 +223,8 @@ def _add_session(
         capped = cap.reason
     elif cap is not None and cap.kw < max_kw:
         max_kw, capped = max(cap.kw, min_kw), cap.reason
-    if departure_source.endswith(("+soon", "+starved")):
-        # Planned only up to that near departure: what it could take by then is all it asks of this plan,
+    if departure_source == "site+soon":
+        # Planned only up to its guessed departure: what it could take by then is all it asks of this plan,
         # so the plan shows a shortfall only when the site cannot give it that.
         energy = min(energy, max_kw * (departure - timing.now).total_seconds() / 3600.0)
     ev = EV(
