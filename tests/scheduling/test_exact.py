@@ -110,3 +110,24 @@ def test_lp_matches_the_exact_milp_on_small_random_sites() -> None:
         assert exact.delivered_kwh.sum() <= (lp.energy_bound_kwh or 0) + 1e-6
         # LP + repair stays within 2% of the exact optimum with the minimum-current rule on.
         assert lp.delivered_kwh.sum() >= 0.98 * best - 1e-6
+
+
+def test_evs_take_turns_when_the_minimum_current_lets_only_some_charge_at_once() -> None:
+    # 9 kW, 6 A minimum (4.14 kW on three phases): two of the six EVs charge at a time, and all want far
+    # more than the site can give. The energy is the same whoever charges; every EV gets its turn.
+    site = Site(limit_kw=9.0, min_current_a=6.0)
+    fleet = [make_ev(f"e{k}", end=6.0, energy=20.0) for k in range(6)]
+    result = LPAlgorithm(fleet, site, NOW).calculate()
+    assert validate(fleet, site, NOW, SLOT, result.power_kw) == []
+    assert result.delivered_kwh.sum() == pytest.approx(9.0 * 6 * 0.25, rel=1e-6)
+    assert result.delivered_kwh.min() >= 0.75 * result.delivered_kwh.mean()
+
+
+def test_crowded_fair_shares_level_small_shares_too() -> None:
+    # Three EVs on 3 kW for 4 slots: each can have 1 kWh, 5% of its 20 kWh. Serving one at 15% and two at
+    # nothing delivers as much; the fairness steps below 20% make the even split the better plan.
+    site = Site(limit_kw=3.0, min_current_a=0.0)
+    fleet = [make_ev(name, energy=20.0) for name in "abc"]
+    for name in EXACT:
+        result = solve(name, fleet, site)
+        assert result.delivered_kwh == pytest.approx([1.0, 1.0, 1.0], rel=1e-3), name

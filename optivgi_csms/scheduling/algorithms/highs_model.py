@@ -9,8 +9,8 @@ share step). With one block per slot and one slot per cell this is the per-slot 
 (:func:`solve_stages`), in order:
 
 1. **energy and fairness** in one solve: maximise delivered kWh plus ``ε = 1e-3`` times a concave
-   piecewise-linear utility of each EV's served share (5 steps of 20% of its request, worth 1, 0.8, …
-   0.2, per share rather than per kWh). The utility of all EVs together is at most ``0.6·ε`` per EV, so the
+   piecewise-linear utility of each EV's served share (steps of 5, 5, 10, 15, 15 and 50% of its request,
+   worth 1, 5/6, … 1/6 per share rather than per kWh). The utility is at most ``0.4·ε`` per EV, so the
    energy found is within ``ε`` kWh per EV of the maximum; among schedules delivering it, moving energy from
    an EV further along its request to one less far along always pays: nobody is starved while others get
    more than their share.
@@ -37,12 +37,14 @@ import highspy
 import numpy as np
 
 from optivgi_csms.scheduling.algorithms.cells import Cells
-from optivgi_csms.scheduling.algorithms.objectives import FAIR_STEPS, FAIR_WEIGHTS, HOLD
+from optivgi_csms.scheduling.algorithms.objectives import FAIR_SHARES, FAIR_STARTS, FAIR_STEPS, FAIR_WEIGHTS, HOLD
 from optivgi_csms.scheduling.blocks import Blocks
 
 INF = highspy.kHighsInf
 #: Weight of the fairness utility against delivered energy (see the module docstring).
 FAIRNESS_EPS = 1e-3
+#: The minimum-current MIP stops within this relative gap of its best objective.
+MIP_REL_GAP = 1e-4
 
 Shape = Literal["early", "flat"]
 
@@ -198,10 +200,11 @@ class StagedModel:
         )
         row_lower = np.full(n_rows, -INF)
         row_lower[first_aggregate_row:] = 0.0
-        step = np.repeat(problem.energy_kwh[self.fair_evs] / FAIR_STEPS, FAIR_STEPS)
-        # Per kWh, a step is worth its weight over the EV's request (the step's kWh × FAIR_STEPS): steps are
-        # shares, not kWh, so a small request's first 20% outweighs a big request's second 20%.
-        self.fair_weights = np.tile(FAIR_WEIGHTS, len(self.fair_evs)) / (step * FAIR_STEPS)
+        wanted = np.repeat(problem.energy_kwh[self.fair_evs], FAIR_STEPS)
+        step = wanted * np.tile(FAIR_SHARES, len(self.fair_evs))
+        # Per kWh, a step is worth its weight over the EV's request: steps are shares, not kWh, so a small
+        # request's first 5% outweighs a big request's second 5%.
+        self.fair_weights = np.tile(FAIR_WEIGHTS, len(self.fair_evs)) / wanted
         lp = highspy.HighsLp()
         lp.num_col_ = n_cols
         lp.num_row_ = n_rows
@@ -234,9 +237,9 @@ class StagedModel:
     def fair_start(self, x: np.ndarray) -> np.ndarray:
         """The fairness columns' values implied by powers ``x``: each EV's delivered kWh in steps."""
         delivered = np.bincount(self.cells.ev, weights=x * self.hours, minlength=self.problem.n_evs)
-        step = self.problem.energy_kwh[self.fair_evs] / FAIR_STEPS
-        filled = delivered[self.fair_evs][:, None] - step[:, None] * np.arange(FAIR_STEPS)[None, :]
-        return np.clip(filled, 0.0, step[:, None]).ravel()
+        wanted = self.problem.energy_kwh[self.fair_evs][:, None]
+        filled = delivered[self.fair_evs][:, None] - wanted * FAIR_STARTS[None, :]
+        return np.clip(filled, 0.0, wanted * FAIR_SHARES[None, :]).ravel()
 
     def solve(
         self,
@@ -296,7 +299,7 @@ class StagedModel:
         if left <= 0:
             return None
         self.highs.setOptionValue("time_limit", float(left))
-        self.highs.setOptionValue("mip_rel_gap", 1e-4)
+        self.highs.setOptionValue("mip_rel_gap", MIP_REL_GAP)
         self.highs.run()
         if self.highs.getInfo().primal_solution_status != 2:  # 2: a feasible solution
             return None

@@ -8,11 +8,17 @@ from optivgi_csms.scheduling.problem import Problem
 
 #: Relative slack with which a later stage holds an earlier stage's optimum.
 HOLD = 1e-7
-#: Fairness utility: an EV's served fraction is cut into this many steps, each worth less than the one
-#: before (1, 0.8, ... 0.2), so moving energy from an EV further along its request to one less far along
-#: always pays: nobody is left below 20% while another EV is above it, if the energy can be moved.
-FAIR_STEPS = 5
+#: Fairness utility: an EV's served fraction is cut into steps of these widths, each worth less per share
+#: than the one before (1, 5/6, ... 1/6), so moving energy from an EV further along its request to one less
+#: far along always pays: nobody is left below 5% while another EV is above it, below 10% while another is
+#: above 10%, and so on, if the energy can be moved. The first steps are narrow because on a crowded site
+#: every EV gets a small share of what it asks within the plan: with even 20% steps, one EV at 20% and
+#: another at nothing were as good as both at 10%.
+FAIR_SHARES = np.array([0.05, 0.05, 0.1, 0.15, 0.15, 0.5])
+FAIR_STEPS = len(FAIR_SHARES)
 FAIR_WEIGHTS = 1.0 - np.arange(FAIR_STEPS) / FAIR_STEPS
+#: Where each step starts, as a share of the request.
+FAIR_STARTS = np.concatenate([[0.0], np.cumsum(FAIR_SHARES)[:-1]])
 
 
 def departure_slot(problem: Problem) -> np.ndarray:

@@ -25,7 +25,7 @@ import pulp
 
 from optivgi_csms.scheduling.algorithm import DEFAULT_RESOLUTION, Algorithm, Solution
 from optivgi_csms.scheduling.algorithms.highs_model import stdout_silenced
-from optivgi_csms.scheduling.algorithms.objectives import FAIR_STEPS, FAIR_WEIGHTS, HOLD, early_cost
+from optivgi_csms.scheduling.algorithms.objectives import FAIR_SHARES, FAIR_WEIGHTS, HOLD, early_cost
 from optivgi_csms.scheduling.ev import EV
 from optivgi_csms.scheduling.problem import Problem
 from optivgi_csms.scheduling.site import Site
@@ -107,10 +107,10 @@ def pulp_schedule(problem: Problem, *, time_limit_s: float = 60.0) -> Solution:
     stage = "fairness"
     try:
         if energy < sum(problem.energy_kwh[i] for i in by_ev) - 1e-6:
-            # Stage 2: served fractions, each in FAIR_STEPS steps worth half the step before.
+            # Stage 2: served fractions, in steps (FAIR_SHARES) each worth less than the one before.
             utility = []
             for i in by_ev:
-                steps = [model.add_variable(f"fair_{i}_{k}", 0, 1 / FAIR_STEPS) for k in range(FAIR_STEPS)]
+                steps = [model.add_variable(f"fair_{i}_{k}", 0, float(w)) for k, w in enumerate(FAIR_SHARES)]
                 model += float(problem.energy_kwh[i]) * pulp.lpSum(steps) <= delivered[i], f"served_{i}"
                 utility += [float(w) * s for w, s in zip(FAIR_WEIGHTS, steps, strict=True)]
             fairness = pulp.lpSum(utility)
