@@ -26,7 +26,7 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import InternalError, NotImplementedError, NotSupportedError, OCPPError, SecurityError
 from ocpp.messages import Call, CallError, CallResult, MessageType
 from websockets.asyncio.server import ServerConnection
@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from optivgi_csms.logs import get_logger
 from optivgi_csms.metrics import CsmsMetrics, OcppMetrics
 from optivgi_csms.protocol import rpc
+from optivgi_csms.protocol.casing import snake_key, to_camel, to_snake
 from optivgi_csms.protocol.errors import (
     CallErrorResponse,
     CommandTimeoutError,
@@ -52,10 +53,11 @@ OPAQUE_FIELDS: dict[str, tuple[str, ...]] = {"DataTransfer": ("data",)}
 
 def _arguments(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     """A CALL's payload as handler keyword arguments: snake_case names, opaque values untouched."""
-    arguments: dict[str, Any] = camel_to_snake_case(payload)
-    for field in OPAQUE_FIELDS.get(action, ()):
-        if isinstance(payload, dict) and field in payload:
-            arguments[field] = payload[field]
+    opaque = OPAQUE_FIELDS.get(action, ())
+    arguments: dict[str, Any] = {}
+    for key, value in payload.items():
+        # An opaque field (vendor data, any JSON) keeps its keys, and is not walked at all.
+        arguments[snake_key(key)] = value if key in opaque else to_snake(value)
     return arguments
 
 
@@ -168,7 +170,7 @@ class OcppSession:
             response = handler(**arguments)
             if inspect.isawaitable(response):
                 response = await response
-            payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
+            payload = to_camel(remove_nones(serialize_as_dict(response)))
         except OCPPError as error:
             self.log.info("call refused", action=call.action, error=error.code, detail=error.details.get("cause"))
             await self._send_error(call.unique_id, error, call.action)
@@ -235,7 +237,7 @@ class OcppSession:
         or :class:`InvalidAnswerError` for the ways an answer can fail to come.
         """
         action = payload.__class__.__name__
-        body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+        body = remove_nones(to_camel(serialize_as_dict(payload)))
         try:
             rpc.validate(MessageType.Call, action, body, self.dialect)
         except OCPPError as error:
@@ -262,7 +264,7 @@ class OcppSession:
             raise CallErrorResponse(answer.error_code, answer.error_description, answer.error_details)
         try:
             rpc.validate(MessageType.CallResult, action, answer.payload, self.dialect)
-            return getattr(self._call_result, action)(**camel_to_snake_case(answer.payload))  # type: ignore[attr-defined]
+            return getattr(self._call_result, action)(**to_snake(answer.payload))  # type: ignore[attr-defined]
         except (OCPPError, TypeError) as error:
             cause = error.details.get("cause") if isinstance(error, OCPPError) else str(error)
             raise InvalidAnswerError(

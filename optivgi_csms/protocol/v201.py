@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint as LibraryChargePoint
@@ -43,6 +42,7 @@ from optivgi_csms.domain.station import BootInfo, BootStatus, ConnectorStatus, E
 from optivgi_csms.domain.time import format_timestamp, parse_timestamp
 from optivgi_csms.domain.transaction import TransactionEvent
 from optivgi_csms.protocol import rpc
+from optivgi_csms.protocol.casing import to_camel
 from optivgi_csms.protocol.commands import (
     CommandAnswer,
     CompositeScheduleAnswer,
@@ -150,7 +150,7 @@ def _scaled(number: float, multiplier: int, field: str) -> str:
 
 def as_sent(data: Any) -> Any:
     """Payload parts stored whole (signed values, raw needs and events) keep the station's camelCase keys."""
-    return snake_to_camel_case(data) if data is not None else None
+    return to_camel(data) if data is not None else None
 
 
 def _evse(data: dict[str, Any] | None) -> EvseRef | None:
