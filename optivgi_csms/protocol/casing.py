@@ -9,6 +9,7 @@ in a bounded cache, so the result is the same and a station sending made-up keys
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
@@ -31,30 +32,24 @@ def camel_key(key: str) -> str:
 
 def to_snake(data: Any) -> Any:
     """Every dictionary key inside ``data`` in snake_case (values other than dicts and lists untouched)."""
-    # Loops, not comprehensions: one stack frame per level of nesting, as deep as the library goes.
-    if isinstance(data, dict):
-        converted = {}
-        for key, value in data.items():
-            converted[snake_key(key) if isinstance(key, str) else key] = to_snake(value)
-        return converted
-    if isinstance(data, list):
-        items = []
-        for value in data:
-            items.append(to_snake(value))
-        return items
-    return data
+    return _rekeyed(data, snake_key)
 
 
 def to_camel(data: Any) -> Any:
     """Every dictionary key inside ``data`` in camelCase (values other than dicts and lists untouched)."""
+    return _rekeyed(data, camel_key)
+
+
+def _rekeyed(data: Any, convert: Callable[[str], str]) -> Any:
+    # Loops, not comprehensions: one stack frame per level of nesting, as deep as the library goes.
     if isinstance(data, dict):
         converted = {}
         for key, value in data.items():
-            converted[camel_key(key) if isinstance(key, str) else key] = to_camel(value)
+            converted[convert(key) if isinstance(key, str) else key] = _rekeyed(value, convert)
         return converted
     if isinstance(data, list):
         items = []
         for value in data:
-            items.append(to_camel(value))
+            items.append(_rekeyed(value, convert))
         return items
     return data
