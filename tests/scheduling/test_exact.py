@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +13,7 @@ from optivgi_csms.scheduling import ALGORITHMS, LPAlgorithm, PulpNumericalAlgori
 from tests.scheduling.conftest import NOW, SLOT, make_ev
 
 EXACT = ["lp", "pulp"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def solve(name: str, fleet: list, site: Site, n_slots: int = 4):
@@ -131,3 +136,25 @@ def test_crowded_fair_shares_level_small_shares_too() -> None:
     for name in EXACT:
         result = solve(name, fleet, site)
         assert result.delivered_kwh == pytest.approx([1.0, 1.0, 1.0], rel=1e-3), name
+
+
+PULP_THEN_LP = """
+from tests.scheduling.conftest import NOW, SLOT, make_ev
+from optivgi_csms.scheduling import PulpNumericalAlgorithm, Site
+from optivgi_csms.scheduling.algorithms.lp import energy_upper_bound
+from optivgi_csms.scheduling.problem import Problem
+
+fleet = [make_ev("a", energy=10.0), make_ev("b", energy=10.0)]
+site = Site(limit_kw=10.0, min_current_a=0.0)
+PulpNumericalAlgorithm(fleet, site, NOW, resolution=SLOT, horizon=4 * SLOT).calculate()
+print(energy_upper_bound(Problem.build(fleet, site, NOW, SLOT, 4)))
+"""
+
+
+def test_our_highs_models_still_solve_after_pulp_used_highs_in_the_same_process() -> None:
+    """HiGHS sizes one process-wide task scheduler at its first solve and fails every later solve that asks
+    for another thread count; with PuLP's default count our models failed ("Not Set") after any PuLP
+    solve. A fresh interpreter, so the order under test holds whatever this worker ran before."""
+    done = subprocess.run([sys.executable, "-c", PULP_THEN_LP], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) == pytest.approx(10.0)

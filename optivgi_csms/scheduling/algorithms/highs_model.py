@@ -69,6 +69,13 @@ def stdout_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+# Every HiGHS instance in the process shares one global task scheduler, sized by the first solve's
+# ``threads`` option; a later solve asking for another count fails outright (model status "Not Set").
+# Ours and PuLP's instances must therefore ask for the same count. Two cores are shared with the CSMS
+# itself, and HiGHS's parallel parts do not pay off at these sizes.
+HIGHS_THREADS = 1
+
+
 def new_highs() -> Any:
     """A silent single-threaded HiGHS instance.
 
@@ -84,8 +91,7 @@ def new_highs() -> Any:
     else:
         highs = _Highs()
     highs.setOptionValue("output_flag", False)
-    # Two cores are shared with the CSMS itself; HiGHS's parallel parts do not pay off at these sizes.
-    highs.setOptionValue("threads", 1)
+    highs.setOptionValue("threads", HIGHS_THREADS)
     return highs
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pulp
 
 from optivgi_csms.scheduling.algorithm import DEFAULT_RESOLUTION, Algorithm, Solution
-from optivgi_csms.scheduling.algorithms.highs_model import stdout_silenced
+from optivgi_csms.scheduling.algorithms.highs_model import HIGHS_THREADS, stdout_silenced
 from optivgi_csms.scheduling.algorithms.objectives import FAIR_SHARES, FAIR_WEIGHTS, HOLD, early_cost
 from optivgi_csms.scheduling.ev import EV
 from optivgi_csms.scheduling.problem import Problem
@@ -38,7 +38,8 @@ class StageFailed(RuntimeError):
 def _solver(time_limit_s: float) -> pulp.LpSolver:
     """HiGHS through PuLP when PuLP can reach it (in process, no deprecation), else PuLP's bundled CBC."""
     if pulp.HiGHS(msg=False).available():
-        return pulp.HiGHS(msg=False, timeLimit=time_limit_s)
+        # The same thread count as our own HiGHS models, or whichever solves second fails (HIGHS_THREADS).
+        return pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=HIGHS_THREADS)
     return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit_s)))
 
 
