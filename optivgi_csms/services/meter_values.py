@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from optivgi_csms.domain.meter import SampledValue, energy_register_wh
 from optivgi_csms.domain.station import EvseRef
 from optivgi_csms.domain.time import utc_now
 from optivgi_csms.services.events import EventBus, MeterReading
+from optivgi_csms.store.appends import append_later
 from optivgi_csms.store.database import Database
 from optivgi_csms.store.insert_once import insert_once
 from optivgi_csms.store.models import MeterValue, Transaction
@@ -28,8 +30,29 @@ async def insert_samples(
     received_at: datetime | None = None,
 ) -> None:
     """Insert samples; a sample already stored (a station's retransmission) is skipped, not duplicated."""
+    rows = sample_rows(
+        station_id,
+        where,
+        samples,
+        transaction_id=transaction_id,
+        ocpp_transaction_ref=ocpp_transaction_ref,
+        received_at=received_at,
+    )
+    await insert_once(session, MeterValue, rows)
+
+
+def sample_rows(
+    station_id: str,
+    where: EvseRef,
+    samples: Iterable[SampledValue],
+    *,
+    transaction_id: int | None,
+    ocpp_transaction_ref: str | None = None,
+    received_at: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The ``meter_values`` rows of samples."""
     received_at = received_at or utc_now()
-    rows: list[dict[str, Any]] = [
+    return [
         {
             "station_id": station_id,
             "evse_id": where.evse_id,
@@ -50,7 +73,6 @@ async def insert_samples(
         }
         for sample in samples
     ]
-    await insert_once(session, MeterValue, rows)
 
 
 async def find_transaction(session: AsyncSession, station_id: str, transaction_id: int) -> Transaction | None:
@@ -118,12 +140,34 @@ def meter_readings(
     return readings
 
 
+#: Transactions remembered per service (station id and transaction id → known): enough for every
+#: session under way at a large site, small in memory.
+KNOWN_TRANSACTIONS = 50_000
+
+
 class MeterValueService:
     """Stores MeterValues messages and publishes what they say."""
 
     def __init__(self, database: Database, bus: EventBus) -> None:
         self._database = database
         self._bus = bus
+        # A transaction's station never changes and transactions are never deleted, so a lookup that found
+        # the station's transaction holds for good: later MeterValues of the session skip the query.
+        self._known: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    async def _transaction_id(self, session: AsyncSession, station_id: str, transaction_ref: int) -> int | None:
+        if (station_id, transaction_ref) in self._known:
+            return transaction_ref
+        transaction = await find_transaction(session, station_id, transaction_ref)
+        return transaction.id if transaction is not None else None
+
+    def _remember(self, station_id: str, transaction_id: int) -> None:
+        """Note a transaction found by a committed write (a batch rolled back could have seen one that is not)."""
+        key = (station_id, transaction_id)
+        self._known[key] = None
+        self._known.move_to_end(key)
+        if len(self._known) > KNOWN_TRANSACTIONS:
+            self._known.popitem(last=False)
 
     async def record(
         self, station_id: str, where: EvseRef, samples: list[SampledValue], *, transaction_ref: int | None
@@ -134,19 +178,26 @@ class MeterValueService:
         """
 
         async def op(session: AsyncSession) -> int | None:
-            transaction = (
-                await find_transaction(session, station_id, transaction_ref) if transaction_ref is not None else None
+            transaction_id = (
+                await self._transaction_id(session, station_id, transaction_ref)
+                if transaction_ref is not None
+                else None
             )
-            await insert_samples(
-                session,
+            rows = sample_rows(
                 station_id,
                 where,
                 samples,
-                transaction_id=transaction.id if transaction else None,
-                ocpp_transaction_ref=None if transaction or transaction_ref is None else str(transaction_ref),
+                transaction_id=transaction_id,
+                ocpp_transaction_ref=None
+                if transaction_id is not None or transaction_ref is None
+                else str(transaction_ref),
             )
-            return transaction.id if transaction else None
+            # Inserted with the batch's other MeterValues in one statement (store/appends.py).
+            append_later(session, MeterValue, rows)
+            return transaction_id
 
-        transaction_id = await self._database.write(op)
+        transaction_id = await self._database.write(op, appends_only=True)
+        if transaction_id is not None:
+            self._remember(station_id, transaction_id)
         for reading in meter_readings(station_id, where.evse_id, transaction_id, samples):
             self._bus.publish(reading)

@@ -91,9 +91,10 @@ class Database:
         """A session for queries: ``async with database.read() as session: ...``."""
         return self.sessions()
 
-    async def write(self, op: WriteOp[T]) -> T:
-        """Run ``op(session)`` in the next group commit and return its result after the commit."""
-        return await self.writer.run(op)
+    async def write(self, op: WriteOp[T], *, appends_only: bool = False) -> T:
+        """Run ``op(session)`` in the next group commit and return its result after the commit
+        (``appends_only``: see :meth:`GroupCommitWriter.run`)."""
+        return await self.writer.run(op, appends_only=appends_only)
 
     async def close(self) -> None:
         """Finish queued writes and release every connection."""

@@ -21,4 +21,6 @@ async def insert_once(session: AsyncSession, model: type[Base], rows: Sequence[M
     if not rows:
         return
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(model).on_conflict_do_nothing(), [dict(row) for row in rows])
+    # The table, not the mapped class: a Core executemany. The ORM's bulk-insert path for the same rows
+    # cost several times more CPU per MeterValues (measured: 43% of the event loop's busy time under load).
+    await session.execute(dialect.insert(model.__table__).on_conflict_do_nothing(), [dict(row) for row in rows])

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from optivgi_csms.logs import get_logger
+from optivgi_csms.store.appends import insert_appended
 from optivgi_csms.store.errors import DatabaseUnavailableError, is_transient
 
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class _Job:
     future: asyncio.Future[Any]
     # Loop time after which a database that is still unreachable fails this write instead of retrying it.
     deadline: float
+    # The operation only appends rows (see store/appends.py): rows queued before it need not be inserted first.
+    appends_only: bool = False
 
 
 @dataclass(slots=True)
@@ -89,13 +92,16 @@ class GroupCommitWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="db-writer")
 
-    async def run(self, op: WriteOp[T]) -> T:
-        """Run ``op`` in the next batch; returns its result once the batch is committed."""
+    async def run(self, op: WriteOp[T], *, appends_only: bool = False) -> T:
+        """Run ``op`` in the next batch; returns its result once the batch is committed.
+
+        ``appends_only``: ``op`` reads nothing that other operations append, and may queue its own rows with
+        :func:`~optivgi_csms.store.appends.append_later` (inserted with its neighbours' in one statement)."""
         if self._closed or self._task is None:
             raise WriterClosedError("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        await self._queue.put(_Job(op, future, loop.time() + self.retry_s))
+        await self._queue.put(_Job(op, future, loop.time() + self.retry_s, appends_only))
         return await future
 
     async def close(self) -> None:
@@ -188,8 +194,13 @@ class GroupCommitWriter:
         return []
 
     async def _execute(self, batch: list[_Job]) -> list[Any]:
+        results = []
         async with self._sessions() as session, session.begin():
-            results = [await job.op(session) for job in batch]
+            for job in batch:
+                if not job.appends_only:
+                    await insert_appended(session)  # this operation may read what earlier ones appended
+                results.append(await job.op(session))
+            await insert_appended(session)
         self.stats.batches += 1
         self.stats.operations += len(batch)
         return results

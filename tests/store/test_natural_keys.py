@@ -32,9 +32,9 @@ class ReplayingDatabase:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def write(self, op: WriteOp[Any]) -> Any:
-        await self.database.write(op)
-        return await self.database.write(op)
+    async def write(self, op: WriteOp[Any], **options: Any) -> Any:
+        await self.database.write(op, **options)
+        return await self.database.write(op, **options)
 
     def read(self) -> AsyncSession:
         return self.database.read()
