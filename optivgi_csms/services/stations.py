@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from optivgi_csms.domain.site import DEFAULT_SITE_ID
@@ -254,9 +254,8 @@ class StationService:
 
         async def op(session: AsyncSession) -> datetime:
             now = utc_now()
-            station = await session.get(Station, station_id)
-            if station is not None:
-                station.last_heartbeat_at = now
+            # One UPDATE, no object loaded: a tenth of a busy station's messages are heartbeats.
+            await session.execute(update(Station).where(Station.id == station_id).values(last_heartbeat_at=now))
             return now
 
         write = asyncio.ensure_future(self._database.write(op))
