@@ -229,6 +229,8 @@ class LoadPlan:
     heartbeat_every: int
     timeout_s: float
     seed: int
+    #: Connections spread evenly at random over this many seconds (0: all at once).
+    ramp_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +348,9 @@ def _failure(error: BaseException) -> str:
 
 async def boot_one(station_id: str, plan: LoadPlan, rng: random.Random, report: BootReport) -> LoadStation | None:
     """Connect one station and boot it; the station, or None (its failure counted in ``report``)."""
+    if plan.ramp_s > 0:
+        # Stations reconnecting after a CSMS restart back off for a random while, they do not all come at once.
+        await asyncio.sleep(rng.uniform(0.0, plan.ramp_s))
     started = time.perf_counter()
     try:
         connection = await connect(
@@ -469,7 +474,9 @@ class Generators:
         for index in range(processes):
             ours, theirs = context.Pipe()
             chunk = ids[index::processes]
-            worker_plan = LoadPlan(plan.url, plan.rate, plan.heartbeat_every, plan.timeout_s, plan.seed + index)
+            worker_plan = LoadPlan(
+                plan.url, plan.rate, plan.heartbeat_every, plan.timeout_s, plan.seed + index, plan.ramp_s
+            )
             process = context.Process(target=generator_main, args=(chunk, worker_plan, theirs), daemon=True)
             process.start()
             theirs.close()
@@ -754,7 +761,7 @@ def sleep_until_wall(wall: float) -> None:
 def measure(server: ServerUnderTest, args: argparse.Namespace) -> ServerFigures:
     """Start the server, put the load on it, stop it; its figures."""
     ids = [f"{STATION_PREFIX}{n:06d}" for n in range(1, args.stations + 1)]
-    plan = LoadPlan(server.url, args.rate, args.heartbeat_every, args.timeout, args.seed)
+    plan = LoadPlan(server.url, args.rate, args.heartbeat_every, args.timeout, args.seed, args.ramp)
     server.start()
     try:
         assert server.process is not None
@@ -911,6 +918,7 @@ def heading(args: argparse.Namespace) -> str:
         f"load: {args.stations} stations in {args.client_processes} generator process(es), {args.rate:g} msg/s each "
         f"({args.stations * args.rate:g}/s offered: MeterValues of {SAMPLES_PER_METER_VALUES} sampled values, "
         f"{heartbeats}) for {args.duration:g} s{ours}; {os.cpu_count()} CPUs"
+        + (f"; connections spread over {args.ramp:g} s" if args.ramp else "")
     )
 
 
@@ -925,6 +933,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady load (default 30)")
     parser.add_argument(
         "--heartbeat-every", type=int, default=10, help="every N-th message is a Heartbeat (default 10; 0: none)"
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="spread the stations' connections at random over this many seconds, as stations reconnecting "
+        "after a restart do (default 0: all at once)",
     )
     parser.add_argument("--client-processes", type=int, default=1, help="generator processes (default 1)")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: ours, baseline (default both)")

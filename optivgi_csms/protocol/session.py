@@ -61,10 +61,29 @@ def _arguments(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     return arguments
 
 
+def _find_routes(cls: type) -> dict[str, dict[str, Any]]:
+    """A class's ``@on``/``@after`` handlers by action, as the library's route map has them but with plain
+    functions (called with the session as first argument)."""
+    routes: dict[str, dict[str, Any]] = {}
+    for name in dir(cls):
+        function = getattr(cls, name, None)
+        for option in ("_on_action", "_after_action"):
+            action = getattr(function, option, None)
+            if action is None:
+                continue
+            entry = routes.setdefault(str(action), {})
+            entry[option] = function
+            if option == "_on_action":
+                entry["_skip_schema_validation"] = getattr(function, "_skip_schema_validation", False)
+    return routes
+
+
 class OcppSession:
     """Mixin for a version adapter (listed before the library's ``ChargePoint`` in its bases)."""
 
     dialect: ClassVar[rpc.Dialect]
+    #: The adapter's handlers by action, found once per class (see :func:`_find_routes`).
+    _routes: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(
         self,
@@ -75,7 +94,12 @@ class OcppSession:
         call_timeout: float = 30.0,
         metrics: OcppMetrics | None = None,
     ) -> None:
-        super().__init__(station_id, connection, response_timeout=call_timeout)  # type: ignore[call-arg]
+        # The library's ChargePoint.__init__ is not called: its route map is built per connection by trying
+        # every handler name of every version on the object (measured: 5% of a boot storm's CPU), and its
+        # queues and locks serve the receive loop and call() this class replaces. What it set that is still
+        # read is set here; the routes are found once per class (:func:`_find_routes`).
+        self.id = station_id
+        self._response_timeout = call_timeout
         self.station_id = station_id
         self.services = services
         self.log = get_logger("optivgi_csms.ocpp", station_id=station_id, ocpp=self.dialect.version)
@@ -95,6 +119,10 @@ class OcppSession:
         # station starts refused, and a BootNotification answer sets it either way. A refused
         # station may only boot; everything else gets SecurityError and stores nothing.
         self.admitted = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._routes = _find_routes(cls)
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -143,7 +171,7 @@ class OcppSession:
         waiter.set_result(message)
 
     async def _handle_call(self, call: Call) -> None:
-        handlers = self.route_map.get(call.action, {})  # type: ignore[attr-defined]
+        handlers = self._routes.get(call.action, {})
         handler = handlers.get("_on_action")
         if handler is None:
             known = call.action in self.dialect.actions
@@ -167,7 +195,7 @@ class OcppSession:
             if not handlers.get("_skip_schema_validation", False):
                 rpc.validate(MessageType.Call, call.action, call.payload, self.dialect)
             arguments = _arguments(call.action, call.payload)
-            response = handler(**arguments)
+            response = handler(self, **arguments)
             if inspect.isawaitable(response):
                 response = await response
             payload = to_camel(remove_nones(serialize_as_dict(response)))
@@ -203,7 +231,7 @@ class OcppSession:
         # After-handlers may call the station, which waits for this loop to read the answer:
         # they run as tasks, never inline. The answer is already sent, so a failure is only logged.
         try:
-            result = after(**arguments)
+            result = after(self, **arguments)
         except Exception:
             self.log.exception("after-handler failed")
             return

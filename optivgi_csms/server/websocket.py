@@ -82,6 +82,10 @@ def offered_subprotocols(headers: Headers) -> list[str]:
     ]
 
 
+#: Connections the kernel holds for us before they are accepted.
+LISTEN_BACKLOG = 4096
+
+
 class OcppServer:
     """Accepts station connections and runs one OCPP session per connection."""
 
@@ -155,6 +159,9 @@ class OcppServer:
             # Per-message deflate costs ~100 KiB per connection and OCPP frames are small.
             compression=None,
             server_header="optivgi-csms",
+            # After a restart every station reconnects at once: a deeper accept queue than asyncio's 100 lets a
+            # storm of thousands wait in the kernel instead of timing out (the kernel caps it at somaxconn).
+            backlog=LISTEN_BACKLOG,
         )
 
     def stop_accepting(self) -> None:
