@@ -151,6 +151,41 @@ def _database_url(raw: Any) -> str:
     return value
 
 
+def _redis_url(raw: Any) -> str:
+    """A Redis URL (``redis://``, ``rediss://`` or ``unix://``), or empty for none (one process, no cluster).
+
+    Messages quote the URL without its credentials: a start-up error is logged."""
+    value = str(raw).strip()
+    if not value:
+        return ""
+    scheme, separator, rest = value.partition("://")
+    authority, _, path = rest.partition("/")
+    location = authority.rsplit("@", 1)[-1]
+    shown = f"{scheme}{separator}{'***@' if '@' in authority else ''}{location}{'/' + path if path else ''}"
+    if not separator or scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"{shown!r} is not a Redis URL: use redis://HOST:6379/0 (rediss:// for TLS, unix:///PATH)")
+    if scheme != "unix" and not location.split(":", 1)[0].strip("[]"):
+        raise ValueError(f"{shown!r} names no host: use redis://HOST:6379/0")
+    port = location.rsplit(":", 1)[1] if ":" in location and not location.endswith("]") else ""
+    if scheme != "unix" and port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{shown!r} has a bad port {port!r}")
+    return value
+
+
+def _name(what: str, *, optional: bool) -> Callable[[Any], str]:
+    """A short name used inside Redis keys and channels: 1-64 of letters, digits and ``- _ . :`` (so it
+    cannot hold the ``|`` that separates the fields of an ownership record)."""
+
+    def parse(raw: Any) -> str:
+        value = str(raw).strip()
+        allowed = value.replace("-", "").replace("_", "").replace(".", "").replace(":", "")
+        if (value or not optional) and (len(value) > 64 or not allowed.isalnum() or not allowed.isascii()):
+            raise ValueError(f"{raw!r} is not a {what}: 1-64 of letters, digits and - _ . :")
+        return value
+
+    return parse
+
+
 def _string_list(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, list | tuple):
         items: Iterable[Any] = raw
@@ -189,6 +224,12 @@ class Settings:
         "", "interface of the operator API and dashboard (default: the same as host)", _optional_host
     )
     api_port: int = _setting(8080, "TCP port of the operator API and dashboard (0: any free port)", _integer(0, 65535))
+    reuse_port: bool = _setting(
+        False,
+        "bind both ports with SO_REUSEPORT, so several serve processes of a cluster on one host share them "
+        "(the kernel spreads new connections; see docs/cluster.md)",
+        _boolean,
+    )
     path_prefix: str = _setting(
         "ocpp",
         "optional URL path prefix: stations may connect to /PREFIX/<id> as well as /<id>",
@@ -309,6 +350,24 @@ class Settings:
         1.0,
         "rehearsal only: plan as if time ran this many times faster (match optivgi-sim --time-scale); 1 for real sites",
         _scale,
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis URL shared by several serve processes on one PostgreSQL database (see docs/cluster.md): stations "
+        "are reached on whichever process holds them and each site is planned by one; empty: one process; also "
+        "read from REDIS_URL",
+        _redis_url,
+        env="REDIS_URL",
+    )
+    redis_prefix: str = _setting(
+        "optivgi",
+        "with redis_url: the prefix of this cluster's Redis keys and channels (clusters sharing a Redis differ)",
+        _name("key prefix", optional=False),
+    )
+    node_id: str = _setting(
+        "",
+        "with redis_url: this process's name in the cluster, unique among its processes (default: hostname-pid)",
+        _name("node id", optional=True),
     )
     log_format: str = _setting("console", "log format: 'console' or 'json'", _choice("console", "json"))
     log_level: str = _setting(

@@ -20,9 +20,11 @@ log = get_logger(__name__)
 class ApiServer:
     """Serves the operator API of ``csms`` on ``host:port``; ``port`` is the bound one after :meth:`start`."""
 
-    def __init__(self, csms: Csms, host: str, port: int) -> None:
+    def __init__(self, csms: Csms, host: str, port: int, *, reuse_port: bool = False) -> None:
         self.host = host
         self.port = port
+        #: Share the port with the other processes of a cluster on this host (SO_REUSEPORT).
+        self.reuse_port = reuse_port
         self._csms = csms
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
@@ -33,7 +35,7 @@ class ApiServer:
         """Bind (so a taken port fails here, as an ``OSError``) and start serving; uvicorn installs no signal
         handlers this way (the CSMS owns SIGINT/SIGTERM)."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.create_server((self.host, self.port), family=family, reuse_port=False)
+        sock = socket.create_server((self.host, self.port), family=family, reuse_port=self.reuse_port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 from optivgi_csms.api.server import ApiServer
 from optivgi_csms.config import ConfigError, Settings
@@ -18,6 +19,9 @@ from optivgi_csms.smart_charging import SmartCharging
 from optivgi_csms.store import migrate
 from optivgi_csms.store.database import Database
 from optivgi_csms.store.writer import WriterClosedError
+
+if TYPE_CHECKING:
+    from optivgi_csms.cluster.node import ClusterNode
 
 log = get_logger(__name__)
 
@@ -37,12 +41,30 @@ class Csms:
         self.database = Database(settings.effective_database_url, retry_s=settings.database_retry)
         self.services = Services.create(self.database, settings)
         self.metrics = CsmsMetrics()
-        self.registry = StationRegistry(self.metrics)
+        # With redis_url this process is one node of several (docs/cluster.md); without it nothing of the
+        # cluster is imported, and the CSMS is the single process it always was.
+        self.cluster: ClusterNode | None = None
+        if settings.redis_url:
+            from optivgi_csms.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(settings, self.metrics)
+            self.registry: StationRegistry = self.cluster.registry
+        else:
+            self.registry = StationRegistry(self.metrics)
         self.ocpp = OcppServer(settings, self.services, self.registry, self.metrics)
-        self.smart_charging = SmartCharging(settings, self.services, self.registry, self.database, metrics=self.metrics)
+        self.smart_charging = SmartCharging(
+            settings,
+            self.services,
+            self.registry,
+            self.database,
+            metrics=self.metrics,
+            lead_every_site=self.cluster is None,  # a cluster node plans the sites it leads
+        )
         self.reservations = ReservationManager(self.services, self.registry)
         self.api: ApiServer | None = (
-            ApiServer(self, settings.api_host or settings.host, settings.api_port) if settings.api else None
+            ApiServer(self, settings.api_host or settings.host, settings.api_port, reuse_port=settings.reuse_port)
+            if settings.api
+            else None
         )
 
     async def start(self) -> None:
@@ -58,16 +80,16 @@ class Csms:
             if self.settings.site_limit_kw is not None:
                 await self.services.sites.update(DEFAULT_SITE_ID, limit_kw=self.settings.site_limit_kw)
             await self.smart_charging.start()
+            if self.cluster is not None:
+                await self._join_cluster(self.cluster)  # after the database, before any station connects
             await self.ocpp.start()
         except OSError as error:
-            await self.smart_charging.stop()
-            await self.database.close()
+            await self._abandon_start()
             raise StartupError(
                 f"cannot listen on {self.settings.host}:{self.settings.port}: {error.strerror or error}"
             ) from None
         except BaseException:
-            await self.smart_charging.stop()
-            await self.database.close()
+            await self._abandon_start()
             raise
         self.services.journal.start()
         await self.reservations.start()
@@ -89,6 +111,20 @@ class Csms:
             api=f"http://{self.api.host}:{self.api.port}" if self.api is not None else None,
             database=self.database.url.render_as_string(hide_password=True),
         )
+
+    async def _join_cluster(self, cluster: ClusterNode) -> None:
+        from optivgi_csms.cluster.node import ClusterStartError
+
+        try:
+            await cluster.start(self.services, self.smart_charging)
+        except ClusterStartError as error:
+            raise StartupError(str(error)) from None
+
+    async def _abandon_start(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.close()
+        await self.smart_charging.stop()
+        await self.database.close()
 
     async def _prepare_schema(self) -> None:
         try:
@@ -113,6 +149,9 @@ class Csms:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.shutdown_grace
         try:
+            if self.cluster is not None:
+                # First: the other nodes take this node's sites and see its stations unowned at once.
+                await self.cluster.resign()
             self.ocpp.stop_accepting()
             if self.api is not None:
                 await self.api.stop()
@@ -130,6 +169,8 @@ class Csms:
             except Exception as error:  # the journal is a debugging aid: never block shutdown on it
                 log.warning("journal not flushed at shutdown", error=repr(error))
         finally:
+            if self.cluster is not None:
+                await self.cluster.close()
             await self.database.close()
         log.info("stopped")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from optivgi_csms.logs import get_logger
@@ -36,6 +37,19 @@ class StationRegistry:
             raise StationNotConnectedError(f"station {station_id} is not connected")
         assert isinstance(session, StationCommands)
         return session
+
+    async def resolve(self, station_id: str) -> StationCommands:
+        """As :meth:`get`, for callers that may wait: a cluster node asks which node holds the station
+        (:mod:`optivgi_csms.cluster.registry`); here it is the same as :meth:`get`."""
+        return self.get(station_id)
+
+    async def refresh(self, station_ids: Iterable[str]) -> None:
+        """Learn where these stations are connected before asking :meth:`is_connected` about them (a cluster
+        node asks Redis); one process knows already."""
+
+    async def connected_ids(self) -> list[str]:
+        """As :meth:`ids`, for callers that may wait (a cluster node lists every node's stations)."""
+        return self.ids()
 
     def is_connected(self, station_id: str) -> bool:
         """Whether the station has a live connection here."""

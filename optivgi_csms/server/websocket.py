@@ -162,6 +162,8 @@ class OcppServer:
             # After a restart every station reconnects at once: a deeper accept queue than asyncio's 100 lets a
             # storm of thousands wait in the kernel instead of timing out (the kernel caps it at somaxconn).
             backlog=LISTEN_BACKLOG,
+            # Several processes of a cluster on one host: the kernel spreads new connections among them.
+            reuse_port=settings.reuse_port or None,
         )
 
     def stop_accepting(self) -> None:

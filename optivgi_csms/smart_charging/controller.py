@@ -10,12 +10,18 @@ event; reading capabilities, solving and sending happen in tasks, the solver in 
 After an accepted boot (or a connection without one, when the station's capabilities were never read)
 the station's capabilities are read and stored, and its site plans again: that cycle installs the
 station's fail-safe profile and any session's TxProfile.
+
+One process plans every site. In a cluster of processes (:mod:`optivgi_csms.cluster`) each plans only the
+sites it leads: it is built with ``lead_every_site=False``, is told :meth:`~SmartCharging.lead` and
+:meth:`~SmartCharging.resign` as leadership moves, and gets its sites' events from every node through
+:meth:`~SmartCharging.handle` instead of the local bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,6 +89,7 @@ class SmartCharging:
         *,
         debounce_s: float = DEFAULT_DEBOUNCE_S,
         metrics: CsmsMetrics | None = None,
+        lead_every_site: bool = True,
     ) -> None:
         self.services = services
         self.metrics = metrics if metrics is not None else CsmsMetrics()
@@ -105,6 +112,14 @@ class SmartCharging:
         self._executor: ThreadPoolExecutor | None = None
         self._controlled: dict[str, bool] = {}
         self._running = False
+        #: The sites this process plans: None for every site (one process), else those it leads (a cluster).
+        self._led: set[str] | None = None if lead_every_site else set()
+        #: Awaited before each cycle with the site's id (a cluster node learns where its stations are).
+        self.before_cycle: Callable[[str], Awaitable[None]] | None = None
+        #: Called with a site's new plan after a cycle (a cluster node shares it with the others).
+        self.plan_changed: Callable[[str, SitePlan | None], None] | None = None
+        #: The plans of sites another cluster node leads, as it last shared them.
+        self.shared_plans: dict[str, SitePlan | None] = {}
 
     # --- life ----------------------------------------------------------------------------------------
 
@@ -112,11 +127,48 @@ class SmartCharging:
         """Subscribe to events and start a loop for every site (each plans once at once)."""
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scheduler")
         self._running = True
-        self.services.bus.subscribe(self._on_event)
+        if self._led is None:  # a cluster node gets its sites' events from every node through handle()
+            self.services.bus.subscribe(self._on_event)
         for config in await self.services.sites.all():
             self._controlled[config.id] = config.controlled
-            self._loop_of(config.id)
+            if self._plans(config.id):
+                self._loop_of(config.id)
         self._update_needs_answer()
+
+    def handle(self, event: Event) -> None:
+        """Note an event of a site this process plans (a cluster node's events arrive here, wherever the
+        station is connected); must return at once."""
+        self._on_event(event)
+
+    async def lead(self, site_id: str, connected: Iterable[str]) -> None:
+        """Plan ``site_id`` from now on (this cluster node became its leader). Planning starts from what the
+        database holds: the ``connected`` stations are set up as on a reconnection, so they are sent profiles."""
+        if self._led is None or site_id in self._led or not self._running:
+            return
+        self._led.add(site_id)
+        config = await self.services.sites.get(site_id)
+        self._controlled[site_id] = config.controlled
+        self._update_needs_answer()
+        for station_id in connected:
+            self._site_of[station_id] = site_id
+            self._setup(station_id, 0.0, read=False)
+        self._loop_of(site_id)
+
+    async def resign(self, site_id: str) -> None:
+        """Stop planning ``site_id`` (leadership lost or given up): its cycle under way finishes, and what this
+        process remembers of its stations is forgotten (the next leader rebuilds it)."""
+        if self._led is None or site_id not in self._led:
+            return
+        self._led.discard(site_id)
+        loop = self.loops.pop(site_id, None)
+        if loop is not None:
+            await loop.stop()
+        for station_id in [station for station, site in self._site_of.items() if site == site_id]:
+            self._forget_station(station_id)
+            self._site_of.pop(station_id, None)
+
+    def _plans(self, site_id: str) -> bool:
+        return self._led is None or site_id in self._led
 
     async def stop(self) -> None:
         """Stop planning and sending; the cycle under way finishes, queued profiles are dropped."""
@@ -142,14 +194,17 @@ class SmartCharging:
     def plan(self, site_id: str) -> SitePlan | None:
         """The site's current plan, per EV and slot (None before its first cycle or with nothing to plan)."""
         loop = self.loops.get(site_id)
-        return loop.plan if loop is not None else None
+        return loop.plan if loop is not None else self.shared_plans.get(site_id)
 
     async def cycles(self, site_id: str, limit: int = 20) -> list[CycleRow]:
         """The site's latest recorded cycles, newest first."""
         return await recent_cycles(self.runtime.database, site_id, limit)
 
     async def replan(self, site_id: str) -> SitePlan | None:
-        """Plan the site now and wait for that cycle to finish; returns the new plan."""
+        """Plan the site now and wait for that cycle to finish; returns the new plan (in a cluster, only on
+        the site's leader: elsewhere the plan is None)."""
+        if not self._plans(site_id):
+            return None
         loop = self._loop_of(site_id)
         waiter = loop.next_cycle()
         loop.notify("operator")
@@ -177,7 +232,11 @@ class SmartCharging:
                 self._spawn(self._release(loop.site_id))
             loop.plan = None
             self.metrics.set_site(loop.site_id, None, None)  # no cycles: its gauges would go stale
+            if self.plan_changed is not None:
+                self.plan_changed(loop.site_id, None)
             return
+        if self.before_cycle is not None:
+            await self.before_cycle(loop.site_id)
         report = await run_cycle(
             OcppTranslation(self.runtime), loop.site_id, trigger, self._executor, solver_timeout_s=self.solver_timeout_s
         )
@@ -191,6 +250,8 @@ class SmartCharging:
                     self._setup(station.id, 0.0, read=True)  # set up while its site had nothing to plan
         if report.plan is not None:
             loop.plan = report.plan
+            if self.plan_changed is not None:
+                self.plan_changed(loop.site_id, report.plan)
         self._spawn(self._finish(loop, report))
 
     async def _finish(self, loop: SiteLoop, report: CycleReport) -> None:
@@ -261,7 +322,8 @@ class SmartCharging:
                 self._notify(event.station_id, "session needs")
             case SiteChanged():
                 self._site_of.clear()
-                self._loop_of(event.site_id).notify("site")
+                if self._plans(event.site_id):
+                    self._loop_of(event.site_id).notify("site")
                 self._spawn(self._refresh_controlled())
             case StationBooted(accepted=True):
                 self._setup(event.station_id, BOOT_SETTLE_S, read=True)
@@ -275,14 +337,16 @@ class SmartCharging:
     def _notify(self, station_id: str, kind: str) -> None:
         site_id = self._site_of.get(station_id)
         if site_id is not None:
-            self._loop_of(site_id).notify(kind)
+            if self._plans(site_id):
+                self._loop_of(site_id).notify(kind)
         else:
             self._spawn(self._notify_later(station_id, kind))
 
     async def _notify_later(self, station_id: str, kind: str) -> None:
         site_id = await self.services.sites.site_of(station_id)
         self._site_of[station_id] = site_id
-        self._loop_of(site_id).notify(kind)
+        if self._plans(site_id):
+            self._loop_of(site_id).notify(kind)
 
     def _on_reading(self, reading: MeterReading) -> None:
         runtime = self.runtime
@@ -328,6 +392,10 @@ class SmartCharging:
             self._notify(event.station_id, "status")
 
     def _on_disconnect(self, station_id: str) -> None:
+        self._forget_station(station_id)
+        self._notify(station_id, "disconnect")
+
+    def _forget_station(self, station_id: str) -> None:
         runtime = self.runtime
         runtime.ready.discard(station_id)
         for transaction_id in runtime.book.forget_station(station_id):
@@ -337,7 +405,6 @@ class SmartCharging:
         setup = self._setups.pop(station_id, None)
         if setup is not None:
             setup.cancel()
-        self._notify(station_id, "disconnect")
 
     # --- stations ---------------------------------------------------------------------------------------------
 

@@ -45,7 +45,9 @@ async def station_commands(csms: CsmsDep, station_id: StationId) -> StationComma
     """The command interface of a station: 404 when the CSMS has never heard of it, 409 when not connected."""
     if not csms.registry.is_connected(station_id) and not await csms.services.stations.exists(station_id):
         raise NotFoundError(f"no station {station_id!r}")
-    return csms.registry.get(station_id)  # StationNotConnectedError (409) when it is not connected
+    # StationNotConnectedError (409) when it is not connected; on a cluster node, resolve asks which node holds
+    # it, so the reply's OCPP version is known before the command is sent there.
+    return await csms.registry.resolve(station_id)
 
 
 Station = Annotated[StationCommands, Depends(station_commands)]

@@ -269,6 +269,7 @@ async def _detail(csms: CsmsDep, station_id: str, profiles: int) -> StationDetai
         raise NotFoundError(f"no station {station_id!r}") from None
     records = await csms.services.stations.recent_profiles(station_id, profiles) if profiles else []
     station = view.station
+    await csms.registry.refresh([station_id])  # a cluster node asks which node holds it
     return StationDetailOut(
         **_fields(view, csms.registry.is_connected(station_id)),
         iccid=station.iccid,
@@ -305,7 +306,7 @@ async def list_stations(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[StationOut]:
     """Every station the CSMS knows, by id: connection, boot details and connectors' current status."""
-    online = csms.registry.ids()
+    online = await csms.registry.connected_ids()  # on a cluster node, every node's
     views = await csms.services.stations.views(
         registered=registered,
         site_id=site_id,
@@ -314,7 +315,8 @@ async def list_stations(
         limit=limit,
         offset=offset,
     )
-    return [StationOut(**_fields(view, csms.registry.is_connected(view.station.id))) for view in views]
+    connected_now = set(online)
+    return [StationOut(**_fields(view, view.station.id in connected_now)) for view in views]
 
 
 @router.get("/stations/{station_id}", response_model=StationDetailOut, responses={404: {"description": "unknown"}})
