@@ -51,14 +51,14 @@ def interpolate(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
-def csms_environment() -> dict[str, str]:
-    """The CSMS service's environment as the container sees it: the image's ENV, then the compose file's."""
+def csms_environment(name: str = "csms") -> dict[str, str]:
+    """A CSMS service's environment as the container sees it: the image's ENV, then the compose file's."""
     environment: dict[str, str] = {}
     for arguments in instructions("ENV"):
         for pair in shlex.split(arguments):
             key, _, value = pair.partition("=")
             environment[key] = value
-    service = COMPOSE["services"]["csms"]["environment"]
+    service = COMPOSE["services"][name]["environment"]
     environment.update({key: interpolate(str(value)) for key, value in service.items()})
     return environment
 
@@ -155,6 +155,56 @@ def test_postgres_is_healthy_before_the_csms_starts() -> None:
     # docker stop waits longer than the CSMS's own shutdown grace.
     grace = services["csms"]["stop_grace_period"]
     assert int(grace.rstrip("s")) > Settings().shutdown_grace
+
+
+def haproxy_config() -> dict[str, list[str]]:
+    """docker/haproxy.cfg as sections (``frontend api``, ``backend csms_ocpp`` ...) of their lines."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for raw in (ROOT / "docker" / "haproxy.cfg").read_text().splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            current = sections.setdefault(line.strip(), [])
+        else:
+            current.append(line.strip())
+    return sections
+
+
+def test_the_scaled_profile_runs_cluster_nodes_on_the_shared_database_and_redis_behind_haproxy() -> None:
+    services = COMPOSE["services"]
+    scaled = {name for name, service in services.items() if "scaled" in service.get("profiles", [])}
+    assert scaled == {"redis", "csms-node", "lb"}
+    # The single CSMS and the database stay in the default profile: `docker compose up` is unchanged.
+    assert "profiles" not in services["csms"] and "profiles" not in services["db"]
+    node = load_settings({}, environ=csms_environment("csms-node"))
+    assert node.effective_database_url == load_settings({}, environ=csms_environment()).effective_database_url
+    assert node.redis_url == "redis://redis:6379/0"
+    assert node.node_id == ""  # each replica takes its own hostname
+    assert services["csms-node"]["deploy"]["replicas"] >= 2
+    assert services["csms-node"]["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert int(services["csms-node"]["stop_grace_period"].rstrip("s")) > Settings().shutdown_grace
+    # The balancer publishes the single CSMS's ports and forwards each to the nodes' same port.
+    published = {int(str(mapping).split(":")[0]) for mapping in services["lb"]["ports"]}
+    assert published == {node.port, node.api_port}
+    config = haproxy_config()
+    assert any(line.startswith(f"bind :{node.port}") for line in config["frontend ocpp"])
+    assert any(line.startswith(f"bind :{node.api_port}") for line in config["frontend api"])
+    assert f"server-template node 10 csms-node:{node.port} check port {node.api_port}" in " ".join(
+        config["backend csms_ocpp"]
+    )
+    assert f"csms-node:{node.api_port}" in " ".join(config["backend csms_api"])
+    # Websockets outlive the request timeouts: the tunnel timeout is longer than the CSMS's ping interval.
+    tunnel = next(line for line in config["defaults"] if line.startswith("timeout tunnel"))
+    assert tunnel.endswith("h") and int(tunnel.split()[-1].rstrip("h")) * 3600 > node.ping_interval
+    health = f"{API_PREFIX}/health"
+    assert all(
+        f"option httpchk GET {health}" in config[backend] for backend in ("backend csms_ocpp", "backend csms_api")
+    )
 
 
 # --- the container's own commands, run here -------------------------------------------------------------------
