@@ -12,6 +12,9 @@ For each server (``--servers``, default ``ours,baseline``) a fresh one is starte
   the PostgreSQL server of ``--database-url`` (and dropped afterwards; the database named in the URL is only
   connected to, to create and drop ours). Connection and authentication limits are raised above the load;
   no site limit, so smart charging plans nothing.
+  With ``--nodes N`` (PostgreSQL only), ours is N ``serve`` processes of one cluster (docs/cluster.md) on the
+  same port with SO_REUSEPORT and the Redis of ``--redis-url``: the kernel spreads the stations among them; CPU
+  and memory are the sum over the N processes.
 - ``baseline``: ``benchmarks/baseline_server.py``, one ``ocpp.v16.ChargePoint`` per connection answering
   BootNotification, Heartbeat, MeterValues and StatusNotification, with no persistence and no scheduling.
 
@@ -19,7 +22,8 @@ The stations are raw OCPP 1.6J websocket clients (subprotocol ``ocpp1.6``, path 
 ``--client-processes`` generator processes of their own, so the load generator does not share the server's
 process. Every call waits for its answer before the station sends the next, as a real station does.
 
-1. Boot storm: every station connects and sends BootNotification at once (then one StatusNotification);
+1. Boot storm: every station connects (at once, or at random within ``--ramp`` seconds, as stations backing
+   off after a restart do) and sends BootNotification (then one StatusNotification);
    connect failures and BootNotification latency are recorded.
 2. Steady phase, ``--duration`` seconds: each station sends ``--rate`` messages per second, MeterValues
    (connector 1, one meterValue of six sampled values: the energy register, power, current on L1/L2/L3 and
@@ -555,46 +559,68 @@ class ServerUnderTest:
         self.directory = directory
         self.port = free_port()
         self.log_path = directory / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
         """The base websocket URL: a station appends ``/<its id>``."""
         return f"ws://127.0.0.1:{self.port}"
 
-    def command(self) -> list[str]:
-        """The command line that serves."""
+    #: Processes serving the port together (more than one: cluster nodes sharing it with SO_REUSEPORT).
+    copies = 1
+
+    def command(self, copy: int = 0) -> list[str]:
+        """The command line that serves (of copy number ``copy``)."""
         raise NotImplementedError
 
     def prepare(self) -> None:
         """Whatever must run before the server starts."""
 
+    def pids(self) -> list[int]:
+        """Every process of the server (each copy and its children)."""
+        return [pid for process in self.processes for pid in process_tree(process.pid)]
+
+    def exited(self) -> bool:
+        """Whether any copy has exited."""
+        return any(process.poll() is not None for process in self.processes)
+
     def start(self, limit_s: float = 60.0) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server (every copy) and wait until it accepts connections."""
         self.prepare()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, env=clean_environment()
-            )
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited: {self.log_tail()}")
-            if listening(self.port):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not listen within {limit_s:.0f} s: {self.log_tail()}")
+        for copy in range(self.copies):
+            with self.log_path.open("ab") as log:
+                self.processes.append(
+                    subprocess.Popen(
+                        self.command(copy),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        cwd=self.directory,
+                        env=clean_environment(),
+                    )
+                )
+            deadline = time.monotonic() + limit_s
+            while not self._ready(copy):
+                if self.exited():
+                    raise RuntimeError(f"{self.name} server exited: {self.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} server did not listen within {limit_s:.0f} s: {self.log_tail()}")
+                time.sleep(0.1)
+
+    def _ready(self, copy: int) -> bool:
+        """Whether copy ``copy`` serves."""
+        return listening(self.port)
 
     def stop(self) -> None:
         """SIGINT (a clean shutdown), then wait; killed if it does not exit."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the server's output."""
@@ -606,8 +632,14 @@ class OursServer(ServerUnderTest):
 
     name = "ours"
 
-    def __init__(self, directory: Path, stations: int, database_url: str | None) -> None:
+    def __init__(
+        self, directory: Path, stations: int, database_url: str | None, *, nodes: int = 1, redis_url: str = ""
+    ) -> None:
         super().__init__(directory)
+        self.copies = nodes
+        # Copies sharing the OCPP port cannot be told apart by connecting to it: each has an API port of its own,
+        # and serves once that one listens (the API starts after the OCPP server).
+        self.api_ports = [free_port() for _ in range(nodes)] if nodes > 1 else []
         data = directory / "data"
         self.database_url = database_url or f"sqlite+aiosqlite:///{(data / 'optivgi-csms.db').as_posix()}"
         self.config = directory / "csms.toml"
@@ -625,6 +657,10 @@ class OursServer(ServerUnderTest):
         ]
         if database_url is not None:
             lines.append(f"database_url = {json.dumps(database_url)}")
+        if nodes > 1:
+            # A cluster on this host: every node on the same OCPP port, the kernel spreading the stations.
+            prefix = f"load{os.getpid()}"
+            lines += ["reuse_port = true", f"redis_url = {json.dumps(redis_url)}", f'redis_prefix = "{prefix}"']
         self.config.write_text("\n".join(lines) + "\n")
 
     def _command(self, *args: str) -> list[str]:
@@ -644,8 +680,13 @@ class OursServer(ServerUnderTest):
                 env=clean_environment(),
             )
 
-    def command(self) -> list[str]:
-        return self._command("serve")
+    def command(self, copy: int = 0) -> list[str]:
+        if not self.api_ports:
+            return self._command("serve")
+        return [*self._command("serve"), "--api-port", str(self.api_ports[copy]), "--node-id", f"load-node-{copy + 1}"]
+
+    def _ready(self, copy: int) -> bool:
+        return listening(self.api_ports[copy]) if self.api_ports else listening(self.port)
 
     def persisted(self) -> tuple[int, int]:
         """(MeterValues messages, sampled values) of the load's stations in the database."""
@@ -657,7 +698,7 @@ class BaselineServer(ServerUnderTest):
 
     name = "baseline"
 
-    def command(self) -> list[str]:
+    def command(self, copy: int = 0) -> list[str]:
         return [sys.executable, str(ROOT / "benchmarks" / "baseline_server.py"), "--port", str(self.port)]
 
 
@@ -764,9 +805,8 @@ def measure(server: ServerUnderTest, args: argparse.Namespace) -> ServerFigures:
     plan = LoadPlan(server.url, args.rate, args.heartbeat_every, args.timeout, args.seed, args.ramp)
     server.start()
     try:
-        assert server.process is not None
         time.sleep(SETTLE_S)
-        rss_idle = rss_bytes(process_tree(server.process.pid))
+        rss_idle = rss_bytes(server.pids())
         generators = Generators(ids, plan, args.client_processes)
         try:
             generators.receive("ready", 60)
@@ -775,14 +815,14 @@ def measure(server: ServerUnderTest, args: argparse.Namespace) -> ServerFigures:
             steady_at = time.time() + PAUSE_S
             generators.send("steady", steady_at, args.duration)
             sleep_until_wall(steady_at)
-            tree = process_tree(server.process.pid)
+            tree = server.pids()
             cpu_start, generator_start = cpu_seconds(tree), cpu_seconds(generators.pids)
             sleep_until_wall(steady_at + args.duration)
-            tree = process_tree(server.process.pid)
+            tree = server.pids()
             cpu_s = cpu_seconds(tree) - cpu_start
             generator_s = cpu_seconds(generators.pids) - generator_start
             rss = rss_bytes(tree)
-            exited = server.process.poll() is not None
+            exited = server.exited()
             steady = merge_steady(generators.receive("done", args.timeout + 60))
         finally:
             generators.close()
@@ -913,7 +953,8 @@ def heading(args: argparse.Namespace) -> str:
     """What the load is."""
     heartbeats = f"a Heartbeat every {args.heartbeat_every}th" if args.heartbeat_every else "no Heartbeat"
     database = "PostgreSQL (a fresh database)" if args.database_url else "SQLite"
-    ours = f"; ours on {database}" if "ours" in args.servers else ""
+    nodes = f" as {args.nodes} cluster processes sharing the port" if args.nodes > 1 else ""
+    ours = f"; ours on {database}{nodes}" if "ours" in args.servers else ""
     return (
         f"load: {args.stations} stations in {args.client_processes} generator process(es), {args.rate:g} msg/s each "
         f"({args.stations * args.rate:g}/s offered: MeterValues of {SAMPLES_PER_METER_VALUES} sampled values, "
@@ -933,6 +974,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady load (default 30)")
     parser.add_argument(
         "--heartbeat-every", type=int, default=10, help="every N-th message is a Heartbeat (default 10; 0: none)"
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="ours as this many cluster processes sharing the port (SO_REUSEPORT), on --database-url and "
+        "--redis-url (default 1: one process)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis of the cluster with --nodes above 1 (default: REDIS_URL, else redis://127.0.0.1:6379/0)",
     )
     parser.add_argument(
         "--ramp",
@@ -965,6 +1018,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             postgres_url(args.database_url)
         except ValueError as error:
             parser.error(str(error))
+    if args.nodes < 1 or (args.nodes > 1 and args.database_url is None):
+        parser.error("--nodes: 1, or more with --database-url (a cluster shares one PostgreSQL database)")
     return args
 
 
@@ -986,7 +1041,8 @@ def run_server(name: str, args: argparse.Namespace) -> ServerFigures:
             if args.database_url is None:
                 return measure(OursServer(directory, args.stations, None), args)
             with fresh_postgres(args.database_url) as url:
-                return measure(OursServer(directory, args.stations, url), args)
+                ours = OursServer(directory, args.stations, url, nodes=args.nodes, redis_url=args.redis_url)
+                return measure(ours, args)
         except Exception:
             # The server's output says why it refused or failed; it goes with the temporary directory.
             log = directory / "server.log"
