@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,12 @@ import httpx
 import websockets
 from ocpp.v16 import call as call16
 
-from tests.faults.serve import clean_env, free_port
+from tests.faults.serve import ServeHandle, clean_env, free_port, spawn_serve, wait_listening
 from tests.support.stations import Station16
 
 
-class Node:
-    """One ``serve`` process of the cluster."""
+class Node(ServeHandle):
+    """One ``serve`` process of the cluster (killed and stopped as :class:`ServeHandle`)."""
 
     def __init__(self, cwd: Path, name: str, database_url: str, redis_url: str, prefix: str, *settings: str) -> None:
         self.cwd = cwd
@@ -43,53 +42,20 @@ class Node:
 
     def spawn(self) -> None:
         """Start the process (use :meth:`wait_listening` to know it is up)."""
-        with self.log_path.open("w") as log_file:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "optivgi_csms", "serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--api-port", str(self.api_port), "--database-url", self.database_url),
-                    *("--redis-url", self.redis_url, "--redis-prefix", self.prefix, "--node-id", self.name),
-                    *("--log-format", "json", "--call-timeout", "5", "--profile-raise-delay", "0.3"),
-                    *self.settings,
-                ],
-                cwd=self.cwd,
-                env=clean_env(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        self.process = spawn_serve(
+            self.cwd,
+            self.log_path,
+            *("--host", "127.0.0.1", "--port", str(self.port), "--api-port", str(self.api_port)),
+            *("--database-url", self.database_url),
+            *("--redis-url", self.redis_url, "--redis-prefix", self.prefix, "--node-id", self.name),
+            *("--log-format", "json", "--call-timeout", "5", "--profile-raise-delay", "0.3"),
+            *self.settings,
+        )
 
     async def wait_listening(self, timeout_s: float = 30.0) -> None:
         """Return once both the OCPP server and the API accept connections."""
         assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        for port in (self.port, self.api_port):
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"{self.name} exited: {self.log()[-3000:]}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"{self.name} did not start listening"
-                    await asyncio.sleep(0.05)
-
-    def kill(self) -> float:
-        """SIGKILL: no shutdown, nothing released. Returns when (monotonic)."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-        return time.monotonic()
-
-    def stop(self) -> None:
-        """Make sure no process is left behind."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        await wait_listening(self.process, (self.port, self.api_port), self.log_path, time.monotonic() + timeout_s)
 
     def log(self) -> str:
         """The process's output so far."""
